@@ -1,0 +1,363 @@
+// The I/O engine under each Dispatcher: it turns Deno's completion-based
+// reads, writes, accepts and connects into the readiness that asyncore's
+// model expects. An inbox plays the kernel's receive buffer, an outbox its
+// send buffer; settled operations push the channel onto its map's ready queue.
+
+import type { Queued, Waker } from "./_ready.ts";
+
+/** What a channel reads from and writes to: a `Deno.Conn`, a file, a pipe. */
+export interface Stream {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Bytes `send()` accepts before it reports "would block" (returns 0). */
+export const OUTBOX_MARK = 256 * 1024;
+// Read buffers start small (idle channels stay cheap), grow x4 whenever a read
+// fills them and shrink back when reads use a quarter or less.
+const MIN_READ = 128;
+const MAX_READ = 64 * 1024;
+// Small queued chunks are merged into one write of up to this many bytes.
+const COALESCE = 64 * 1024;
+const EMPTY = new Uint8Array(0);
+
+/** The key under which a Dispatcher keeps its Channel (see loop.ts). */
+export const kChannel: unique symbol = Symbol("asyncore.channel");
+
+let lastFileno = 2;
+
+/** A fresh descriptor number; never reused within a process (gh-75114). */
+export function nextFileno(): number {
+  return ++lastFileno;
+}
+
+/** Python's `_DISCONNECTED` set: errors that mean "the peer is gone". */
+export function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.NotConnected ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.BadResource;
+}
+
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch {
+    // already closed: closing is idempotent
+  }
+}
+
+/** Turns Nagle off on TCP connections (Deno leaves it on). */
+export function setNoDelay(conn: unknown, noDelay = true): void {
+  const tcp = conn as Partial<Deno.TcpConn>;
+  if (typeof tcp.setNoDelay === "function") {
+    try {
+      tcp.setNoDelay(noDelay);
+    } catch {
+      // a connection reset before we got here: the first read reports it
+    }
+  }
+}
+
+/** Where a connect goes: TCP host and port, or a Unix socket path. */
+export type ConnectTarget =
+  | { transport: "tcp"; hostname: string; port: number; tls: TlsTarget | null }
+  | { transport: "unix"; path: string };
+
+/** TLS settings for an outgoing connection. */
+export interface TlsTarget {
+  caCerts?: string[];
+  serverName?: string;
+}
+
+/** The per-dispatcher I/O state. `O` is the owning dispatcher. */
+export class Channel<O = unknown> implements Queued {
+  /** Set while the channel sits in its waker's queue. */
+  queued = false;
+  /** What the last loop pass learned from `readable()` / `writable()`. */
+  wantRead = false;
+  wantWrite = false;
+  /** The ready queue of the map this channel is registered in. */
+  waker: Waker<Channel<O>> | null = null;
+  /** The connection or file being read and written, once there is one. */
+  stream: Stream | null = null;
+  /** The listener being accepted from, once `listen()` was called. */
+  listener: Deno.Listener | null = null;
+  /** The most recent fatal error (sticky for streams, one-shot for accept). */
+  error: unknown = null;
+  closed = false;
+  readonly owner: O;
+  #in: Uint8Array | null = null;
+  #eof = false;
+  #accepted: Deno.Conn | null = null;
+  #reading = false;
+  #buf: Uint8Array = EMPTY;
+  #readSize = MIN_READ;
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #writing = false;
+  #abort: AbortController | null = null;
+  #noDelay = true;
+
+  constructor(owner: O) {
+    this.owner = owner;
+  }
+
+  /** Starts reading (or accepting) if nothing is held or in flight. */
+  armRead(): void {
+    if (this.#reading || this.closed || this.error !== null) return;
+    const stream = this.stream;
+    if (stream !== null) {
+      if (this.#in !== null || this.#eof) return;
+      if (this.#buf.length !== this.#readSize) {
+        this.#buf = new Uint8Array(this.#readSize);
+      }
+      this.#reading = true;
+      stream.read(this.#buf).then(this.#onRead, this.#onReadError);
+    } else if (this.listener !== null && this.#accepted === null) {
+      this.#reading = true;
+      this.listener.accept().then(this.#onAccept, this.#onReadError);
+    }
+  }
+
+  /** True while `recv()`/`accept()` has something to report. */
+  readReady(): boolean {
+    return this.#in !== null || this.#accepted !== null || this.#eof ||
+      this.error !== null;
+  }
+
+  /** True while `send()` would accept bytes (or report an error). */
+  writeReady(): boolean {
+    return (this.stream !== null && !this.closed &&
+      this.#outBytes < OUTBOX_MARK) || this.error !== null;
+  }
+
+  /** Bytes accepted by `send()` and not yet written. */
+  get outboxBytes(): number {
+    return this.#outBytes;
+  }
+
+  /**
+   * Up to `size` bytes from the inbox, or `null` at EOF or on a disconnect.
+   * Throws `WouldBlock` when nothing has arrived, and any other read error.
+   */
+  recv(size: number): Uint8Array | null {
+    const data = this.#in;
+    if (data !== null) {
+      if (size >= data.length) {
+        this.#in = null;
+        // Re-arm now, not at the next scan: bulk transfers need it.
+        if (this.wantRead) this.armRead();
+        return data;
+      }
+      this.#in = data.subarray(size);
+      return data.subarray(0, size);
+    }
+    if (this.#eof || this.closed) return null;
+    const error = this.error;
+    if (error !== null) {
+      if (isDisconnect(error)) return null;
+      throw error;
+    }
+    throw new Deno.errors.WouldBlock(
+      "Cannot recv: no data has arrived yet (call recv() from handle_read())",
+    );
+  }
+
+  /** Copies up to the outbox's free room from `data`; returns the count. */
+  send(data: Uint8Array): number {
+    if (this.stream === null) return 0;
+    const room = OUTBOX_MARK - this.#outBytes;
+    const n = data.length < room ? data.length : room;
+    if (n <= 0) return 0;
+    this.#out.push(data.slice(0, n));
+    this.#outBytes += n;
+    if (!this.#writing) this.#startWrite();
+    return n;
+  }
+
+  /** Takes the accepted connection, if any; throws a pending accept error. */
+  accept(): Deno.Conn | null {
+    const conn = this.#accepted;
+    if (conn !== null) {
+      this.#accepted = null;
+      if (this.wantRead) this.armRead();
+      return conn;
+    }
+    const error = this.error;
+    if (error === null) return null;
+    this.error = null;
+    if (this.wantRead) this.armRead();
+    if (error instanceof Deno.errors.ConnectionAborted) return null;
+    throw error;
+  }
+
+  /** Starts an outgoing connection; success or failure wakes the loop. */
+  connect(target: ConnectTarget, noDelay: boolean): void {
+    this.#noDelay = noDelay;
+    let pending: Promise<Deno.Conn>;
+    if (target.transport === "unix") {
+      pending = Deno.connect({ transport: "unix", path: target.path });
+    } else if (target.tls !== null) {
+      pending = Deno.connectTls({
+        hostname: target.tls.serverName ?? target.hostname,
+        port: target.port,
+        ...(target.tls.caCerts ? { caCerts: target.tls.caCerts } : {}),
+      });
+    } else {
+      const abort = new AbortController();
+      this.#abort = abort;
+      pending = Deno.connect({
+        hostname: target.hostname,
+        port: target.port,
+        signal: abort.signal,
+      });
+    }
+    pending.then(this.#onConnect, this.#onConnectError);
+  }
+
+  /** Closes now, or once the outbox is flushed: sent bytes are never lost. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#abort?.abort();
+    this.#abort = null;
+    this.#in = null;
+    if (this.#accepted !== null) closeQuietly(this.#accepted);
+    this.#accepted = null;
+    if (this.listener !== null) closeQuietly(this.listener);
+    this.listener = null;
+    if (!this.#writing) this.#release();
+  }
+
+  #release(): void {
+    const stream = this.stream;
+    this.stream = null;
+    this.#out = [];
+    this.#outBytes = 0;
+    if (stream !== null) closeQuietly(stream);
+  }
+
+  #startWrite(): void {
+    const out = this.#out;
+    let chunk = out[0]!;
+    if (out.length > 1 && chunk.length < COALESCE) chunk = this.#coalesce();
+    this.#writing = true;
+    this.stream!.write(chunk).then(this.#onWritten, this.#onWriteError);
+  }
+
+  // Merges leading small chunks into one buffer so a burst of small pushes
+  // costs one write op instead of one per push.
+  #coalesce(): Uint8Array {
+    const out = this.#out;
+    let count = 0;
+    let size = 0;
+    while (count < out.length && size + out[count]!.length <= COALESCE) {
+      size += out[count]!.length;
+      count++;
+    }
+    if (count < 2) return out[0]!;
+    const merged = new Uint8Array(size);
+    let offset = 0;
+    for (let i = 0; i < count; i++) {
+      merged.set(out[i]!, offset);
+      offset += out[i]!.length;
+    }
+    out.splice(0, count, merged);
+    return merged;
+  }
+
+  #onRead = (n: number | null): void => {
+    this.#reading = false;
+    if (this.closed) return;
+    if (n === null) {
+      this.#eof = true;
+    } else if (n === 0) {
+      this.armRead();
+      return;
+    } else {
+      const buf = this.#buf;
+      if (n * 2 > buf.length) {
+        // Mostly full: hand the buffer over instead of copying it.
+        this.#in = buf.subarray(0, n);
+        this.#buf = EMPTY;
+        if (n === buf.length && this.#readSize < MAX_READ) this.#readSize *= 4;
+      } else {
+        this.#in = buf.slice(0, n);
+        if (n * 4 <= buf.length && this.#readSize > MIN_READ) {
+          this.#readSize /= 4;
+        }
+      }
+    }
+    this.waker?.push(this);
+  };
+
+  #onReadError = (error: unknown): void => {
+    this.#reading = false;
+    if (this.closed) return;
+    this.error = error;
+    this.waker?.push(this);
+  };
+
+  #onAccept = (conn: Deno.Conn): void => {
+    this.#reading = false;
+    if (this.closed) {
+      closeQuietly(conn);
+      return;
+    }
+    setNoDelay(conn);
+    this.#accepted = conn;
+    this.waker?.push(this);
+  };
+
+  #onConnect = (conn: Deno.Conn): void => {
+    this.#abort = null;
+    if (this.closed) {
+      closeQuietly(conn);
+      return;
+    }
+    setNoDelay(conn, this.#noDelay);
+    this.stream = conn;
+    this.waker?.push(this);
+  };
+
+  #onConnectError = (error: unknown): void => {
+    this.#abort = null;
+    if (this.closed) return;
+    this.error = error;
+    this.waker?.push(this);
+  };
+
+  #onWritten = (n: number): void => {
+    const wasFull = this.#outBytes >= OUTBOX_MARK;
+    this.#outBytes -= n;
+    const out = this.#out;
+    const head = out[0]!;
+    if (n >= head.length) out.shift();
+    else out[0] = head.subarray(n);
+    if (wasFull && !this.closed && this.#outBytes < OUTBOX_MARK) {
+      this.waker?.push(this);
+    }
+    if (out.length > 0) {
+      this.#startWrite();
+      return;
+    }
+    this.#writing = false;
+    if (this.closed) this.#release();
+  };
+
+  #onWriteError = (error: unknown): void => {
+    this.#writing = false;
+    const wasClosed = this.closed;
+    this.#out = [];
+    this.#outBytes = 0;
+    if (wasClosed) {
+      this.#release();
+      return;
+    }
+    if (this.error === null) this.error = error;
+    this.waker?.push(this);
+  };
+}

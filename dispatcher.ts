@@ -1,0 +1,867 @@
+/**
+ * {@linkcode Dispatcher}, Python's `asyncore.dispatcher`: a thin wrapper
+ * around a connection or listener whose `handle_*` hooks the loop calls, plus
+ * {@linkcode DispatcherWithSend} and {@linkcode FileDispatcher}.
+ *
+ * Each dispatcher keeps two layers apart, as CPython does: the
+ * `handle_*_event()` methods track state (connecting → connected,
+ * accepting), then call the user hooks (`handle_read()`, `handle_write()`,
+ * `handle_connect()`, `handle_accept()`, `handle_close()`).
+ *
+ * @example An echo handler for accepted connections
+ * ```ts
+ * import { DispatcherWithSend } from "@asyncore/asyncore";
+ *
+ * class EchoHandler extends DispatcherWithSend {
+ *   override handle_read(): void {
+ *     const data = this.recv(8192);
+ *     if (data.length > 0) this.send(data);
+ *   }
+ * }
+ * ```
+ *
+ * @module
+ */
+
+import {
+  Channel,
+  type ConnectTarget,
+  isDisconnect,
+  kChannel,
+  nextFileno,
+  setNoDelay,
+  type Stream,
+} from "./_channel.ts";
+import { type FileSource, FileWrapper } from "./_file_wrapper.ts";
+import { wakerFor } from "./_ready.ts";
+import { compact_traceback, socket_map, type SocketMap } from "./loop.ts";
+import {
+  type Address,
+  AF_INET,
+  AF_INET6,
+  AF_UNIX,
+  checkAddress,
+  type Family,
+  familyOf,
+  fromDenoAddr,
+  SOCK_DGRAM,
+  SOCK_STREAM,
+} from "./socket.ts";
+
+export { type FileSource, FileWrapper };
+
+/** What a dispatcher can wrap: a connection, a listener, or a file. */
+export type Socket = Deno.Conn | Deno.Listener | FileWrapper;
+
+/** What a `handle_*` hook may return: nothing, or a promise of nothing. */
+export type HookResult = void | Promise<void>;
+
+/** TLS settings for {@linkcode Dispatcher.connect}. */
+export interface TlsOptions {
+  /** PEM certificates to trust instead of the system's roots. */
+  caCerts?: string[];
+  /** The name to verify the server's certificate against; default the host. */
+  serverName?: string;
+}
+
+/** Options of {@linkcode Dispatcher.connect}. */
+export interface ConnectOptions {
+  /**
+   * Connect over TLS (`true` for the defaults). TCP addresses only.
+   *
+   * @default {false}
+   */
+  tls?: boolean | TlsOptions;
+  /**
+   * Disable Nagle's algorithm (`TCP_NODELAY`), as asyncio does.
+   *
+   * @default {true}
+   */
+  noDelay?: boolean;
+}
+
+const EMPTY = new Uint8Array(0);
+let lastId = 0;
+
+function checkBytes(data: unknown, action: string): asserts data is Uint8Array {
+  if (!(data instanceof Uint8Array)) {
+    throw new TypeError(
+      `Cannot ${action}: data must be a Uint8Array, got ${
+        data === null ? "null" : typeof data
+      }`,
+    );
+  }
+}
+
+function chain(first: HookResult, second: () => HookResult): HookResult {
+  if (first instanceof Promise) return first.then(second);
+  return second();
+}
+
+function isListener(sock: Socket): sock is Deno.Listener {
+  return typeof (sock as Deno.Listener).accept === "function";
+}
+
+/**
+ * Python's `asyncore.dispatcher`: wraps a connection or listener and turns
+ * its readiness into calls of the `handle_*` hooks that subclasses override.
+ *
+ * @example A client that connects, sends, and reads the reply
+ * ```ts
+ * import { close_all, Dispatcher, loop } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const served = listener.accept().then(async (conn) => {
+ *   await conn.write(new TextEncoder().encode("hello"));
+ *   conn.close();
+ * });
+ *
+ * class Client extends Dispatcher {
+ *   received = "";
+ *   override handle_connect(): void {}
+ *   override writable(): boolean {
+ *     return !this.connected;
+ *   }
+ *   override handle_read(): void {
+ *     this.received += new TextDecoder().decode(this.recv(1024));
+ *   }
+ *   override handle_close(): void {
+ *     this.close();
+ *   }
+ * }
+ * const client = new Client();
+ * client.create_socket();
+ * client.connect(["127.0.0.1", listener.addr.port]);
+ * await loop({ timeout: 1 });
+ * await served;
+ * assert.equal(client.received, "hello");
+ * close_all();
+ * ```
+ */
+export class Dispatcher {
+  /** Log every `send` of a {@linkcode DispatcherWithSend}. */
+  debug = false;
+  /** True once the connection is established. */
+  connected = false;
+  /** True once `listen()` was called. */
+  accepting = false;
+  /** True between `connect()` and its outcome. */
+  connecting = false;
+  /** Free for subclasses to mark a channel that is shutting down. */
+  closing = false;
+  /** The address given to `bind()`/`connect()`, or the peer's address. */
+  addr: Address | null = null;
+  /** `[family, type]` recorded by `create_socket()`. */
+  family_and_type: [family: Family, type: number] | null = null;
+  /**
+   * `log_info()` types that are not printed. Shared by all dispatchers
+   * unless a subclass or instance assigns its own set.
+   *
+   * @default {new Set(["warning"])}
+   */
+  declare ignore_log_types: ReadonlySet<string>;
+  /** @ignore The I/O engine the loop drives; internal. */
+  [kChannel]: Channel<Dispatcher> | null = null;
+  #map: SocketMap;
+  #fileno: number | null = null;
+  #socket: Socket | null = null;
+  #bound: Deno.Listener | null = null;
+  #noDelay = true;
+  readonly #id = ++lastId;
+
+  /**
+   * Wraps `sock` (an accepted `Deno.Conn`, a `Deno.Listener`, or a
+   * {@linkcode FileWrapper}) and registers it in `map`; without `sock`, call
+   * {@linkcode Dispatcher.create_socket} later.
+   *
+   * @param sock The resource to wrap.
+   * @param map The socket map to join; default {@linkcode socket_map}.
+   */
+  constructor(sock: Socket | null = null, map: SocketMap | null = null) {
+    this.#map = map ?? socket_map;
+    if (sock) {
+      this.set_socket(sock, map);
+      if (isListener(sock)) {
+        this.accepting = true;
+        this.addr = fromDenoAddr(sock.addr);
+      } else if (!(sock instanceof FileWrapper)) {
+        this.connected = true;
+        this.addr = fromDenoAddr(sock.remoteAddr);
+      }
+    }
+  }
+
+  /** The wrapped Deno resource (or file), or `null` before there is one. */
+  get socket(): Socket | null {
+    return this.#socket;
+  }
+
+  /**
+   * Registers this dispatcher in `map` under its {@linkcode fileno}.
+   *
+   * @param map The map to join; default the one given to the constructor.
+   * @throws {Error} If there is no socket yet.
+   */
+  add_channel(map: SocketMap | null = null): void {
+    const channel = this[kChannel];
+    if (this.#fileno === null || channel === null) {
+      throw new Error("Cannot add channel: the dispatcher has no socket");
+    }
+    const target = map ?? this.#map;
+    target.set(this.#fileno, this);
+    channel.waker = wakerFor(target);
+  }
+
+  /**
+   * Removes this dispatcher from `map`; {@linkcode fileno} is `null` after.
+   *
+   * @param map The map to leave; default the one given to the constructor.
+   */
+  del_channel(map: SocketMap | null = null): void {
+    const fd = this.#fileno;
+    const target = map ?? this.#map;
+    if (fd !== null && target.get(fd) === this) target.delete(fd);
+    this.#fileno = null;
+  }
+
+  /**
+   * This channel's key in its socket map: a number unique in the process
+   * (never reused, unlike an OS descriptor), or `null` once removed.
+   *
+   * @returns The channel number.
+   */
+  fileno(): number | null {
+    return this.#fileno;
+  }
+
+  /**
+   * Prepares a socket of `family` and `type` and joins the map. The Deno
+   * resource itself is made by {@linkcode bind} or {@linkcode connect}.
+   *
+   * @param family {@linkcode AF_INET}, {@linkcode AF_INET6} or {@linkcode AF_UNIX}.
+   * @param type {@linkcode SOCK_STREAM}.
+   * @throws {RangeError} If `family` or `type` is unknown or unsupported.
+   */
+  create_socket(family: Family = AF_INET, type: number = SOCK_STREAM): void {
+    if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) {
+      throw new RangeError(`Cannot create socket: unknown family "${family}"`);
+    }
+    if (type === SOCK_DGRAM) {
+      throw new RangeError(
+        "Cannot create socket: SOCK_DGRAM is not supported by Dispatcher",
+      );
+    }
+    if (type !== SOCK_STREAM) {
+      throw new RangeError(`Cannot create socket: unknown type "${type}"`);
+    }
+    this.family_and_type = [family, type];
+    this.#attach(null, null);
+  }
+
+  /**
+   * Wraps an existing resource and joins `map`.
+   *
+   * @param sock The connection, listener or file to wrap.
+   * @param map The map to join; default the one given to the constructor.
+   */
+  set_socket(sock: Socket, map: SocketMap | null = null): void {
+    this.#attach(sock, map);
+  }
+
+  #attach(sock: Socket | null, map: SocketMap | null): void {
+    const channel = new Channel<Dispatcher>(this);
+    this[kChannel] = channel;
+    this.#socket = sock;
+    if (sock !== null) {
+      if (isListener(sock)) {
+        channel.listener = sock;
+      } else {
+        setNoDelay(sock, this.#noDelay);
+        channel.stream = sock as Stream;
+      }
+    }
+    this.#fileno = nextFileno();
+    this.add_channel(map);
+  }
+
+  /**
+   * Kept for Python ports: Deno already sets `SO_REUSEADDR` on every TCP
+   * listener, so a restarted server can bind its port at once.
+   */
+  set_reuse_addr(): void {}
+
+  /**
+   * Whether the loop should read (or accept) for this channel. Override it.
+   *
+   * @returns `true` by default.
+   */
+  readable(): boolean {
+    return true;
+  }
+
+  /**
+   * Whether the loop should call `handle_write()` when the channel can send.
+   * Override it.
+   *
+   * @returns `true` by default.
+   */
+  writable(): boolean {
+    return true;
+  }
+
+  /**
+   * Starts accepting connections on the bound address.
+   *
+   * The listen queue is Deno's (511, capped by the kernel's `somaxconn`):
+   * Deno fixes it when `bind()` opens the listener.
+   *
+   * @param backlog Python's backlog; validated, then left to the kernel.
+   * @throws {RangeError} If `backlog` is not a non-negative integer.
+   * @throws {Error} If `bind()` was not called first.
+   */
+  listen(backlog: number): void {
+    if (!Number.isInteger(backlog) || backlog < 0) {
+      throw new RangeError(
+        `Cannot listen: backlog "${backlog}" is not a non-negative integer`,
+      );
+    }
+    const channel = this[kChannel];
+    if (this.#bound === null || channel === null || channel.closed) {
+      throw new Error("Cannot listen: call bind() first");
+    }
+    this.accepting = true;
+    channel.listener = this.#bound;
+  }
+
+  /**
+   * Binds to `address` (`[host, port]`, port 0 for any free port, or a Unix
+   * socket path). Deno opens the listener here, so an address in use throws
+   * `Deno.errors.AddrInUse` at once and {@linkcode getsockname} reports the
+   * real port.
+   *
+   * @param address Where to listen.
+   * @throws {TypeError} If `address` is malformed or of another family.
+   * @throws {Deno.errors.AddrInUse} If the address is taken.
+   */
+  bind(address: Address): void {
+    checkAddress(address, "address");
+    this.#checkFamily(address, "bind");
+    if (this.#bound !== null || this.#socket !== null) {
+      throw new Error("Cannot bind: the socket is already bound or connected");
+    }
+    const listener = typeof address === "string"
+      ? Deno.listen({ transport: "unix", path: address })
+      : Deno.listen({ hostname: address[0], port: address[1] });
+    this.addr = address;
+    this.#bound = listener;
+    this.#socket = listener;
+  }
+
+  /**
+   * Starts connecting to `address`; returns at once. Success calls
+   * `handle_connect()` (then `connected` is true); failure reaches
+   * `handle_error()`, whose default logs and calls `handle_close()`.
+   *
+   * @param address `[host, port]` or a Unix socket path.
+   * @param options TLS and `TCP_NODELAY` settings.
+   * @throws {TypeError} If `address` is malformed or of another family.
+   * @throws {Error} If `create_socket()` was not called or the socket is bound.
+   */
+  connect(address: Address, options: ConnectOptions = {}): void {
+    checkAddress(address, "address");
+    this.#checkFamily(address, "connect");
+    const channel = this[kChannel];
+    if (channel === null || channel.closed) {
+      throw new Error("Cannot connect: call create_socket() first");
+    }
+    if (this.#socket !== null) {
+      throw new Error(
+        "Cannot connect: the socket is already bound or connected",
+      );
+    }
+    const { tls = false, noDelay = true } = options;
+    let target: ConnectTarget;
+    if (typeof address === "string") {
+      if (tls) throw new TypeError("Cannot connect: TLS needs a TCP address");
+      target = { transport: "unix", path: address };
+    } else {
+      target = {
+        transport: "tcp",
+        hostname: address[0],
+        port: address[1],
+        tls: tls === false ? null : tls === true ? {} : tls,
+      };
+    }
+    this.#noDelay = noDelay;
+    this.connected = false;
+    this.connecting = true;
+    this.addr = address;
+    channel.connect(target, noDelay);
+  }
+
+  #checkFamily(address: Address, action: string): void {
+    const family = this.family_and_type?.[0];
+    if (family === undefined) return;
+    const given = familyOf(address);
+    if (given !== family) {
+      throw new TypeError(
+        `Cannot ${action}: address ${
+          JSON.stringify(address)
+        } does not belong to the socket's family ${family}`,
+      );
+    }
+  }
+
+  /**
+   * Takes an accepted connection: `[conn, address]`, or `null` when none is
+   * waiting (Python's `EWOULDBLOCK`) or the client gave up.
+   *
+   * @returns The new connection and its peer address, or `null`.
+   * @throws {Error} An accept error other than an aborted connection.
+   */
+  accept(): [conn: Deno.Conn, address: Address] | null {
+    const conn = this[kChannel]?.accept() ?? null;
+    if (conn === null) return null;
+    return [conn, fromDenoAddr(conn.remoteAddr)];
+  }
+
+  /**
+   * Queues `data` for sending and returns how many bytes were taken: all of
+   * them unless the outbox is near its 256 KiB mark, and 0 when it is full
+   * (Python's `EWOULDBLOCK`) or the connection is not up yet. Taken bytes
+   * are never lost while the peer reads, even across `close()`. On a closed
+   * or broken connection it calls `handle_close()` and returns 0, as Python
+   * does.
+   *
+   * @param data The bytes to send.
+   * @returns The number of bytes taken.
+   * @throws {TypeError} If `data` is not a `Uint8Array`.
+   * @throws {Error} If there is no socket, or on a non-disconnect error.
+   */
+  send(data: Uint8Array): number {
+    checkBytes(data, "send");
+    const channel = this.#ioFor("send");
+    if (channel.closed) {
+      this.handle_close();
+      return 0;
+    }
+    const error = channel.error;
+    if (error !== null && !this.accepting && !this.connecting) {
+      if (!isDisconnect(error)) throw error;
+      this.handle_close();
+      return 0;
+    }
+    return channel.send(data);
+  }
+
+  /**
+   * Takes up to `size` received bytes. At EOF, on a reset connection or after
+   * `close()`, calls `handle_close()` and returns an empty array, as Python
+   * does.
+   *
+   * @param size The most bytes to return.
+   * @returns The bytes, or an empty array when the connection has ended.
+   * @throws {TypeError} If `size` is not a number.
+   * @throws {RangeError} If `size` is not a positive integer.
+   * @throws {Deno.errors.WouldBlock} If nothing has arrived yet.
+   */
+  recv(size: number): Uint8Array {
+    if (typeof size !== "number") {
+      throw new TypeError(
+        `Cannot recv: size must be a number, got ${typeof size}`,
+      );
+    }
+    if (!Number.isInteger(size) || size <= 0) {
+      throw new RangeError(
+        `Cannot recv: size "${size}" is not a positive integer`,
+      );
+    }
+    const data = this.#ioFor("recv").recv(size);
+    if (data !== null) return data;
+    this.handle_close();
+    return new Uint8Array(0);
+  }
+
+  #ioFor(action: string): Channel<Dispatcher> {
+    const channel = this[kChannel];
+    if (channel === null) {
+      throw new Error(
+        `Cannot ${action}: the dispatcher has no socket (call create_socket() or pass a connection)`,
+      );
+    }
+    return channel;
+  }
+
+  /**
+   * Leaves the map and closes the resource; bytes already taken by `send()`
+   * are still delivered first. Safe to call more than once.
+   */
+  close(): void {
+    this.connected = false;
+    this.accepting = false;
+    this.connecting = false;
+    this.del_channel();
+    this[kChannel]?.close();
+    const bound = this.#bound;
+    if (bound !== null) {
+      this.#bound = null;
+      try {
+        bound.close();
+      } catch {
+        // listen() handed it to the channel, which closed it already
+      }
+    }
+  }
+
+  /** Closes this dispatcher: `using client = new Client()` works. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * The local address: `[host, port]` (the real port after binding port 0)
+   * or a Unix socket path.
+   *
+   * @returns The local address.
+   * @throws {Deno.errors.NotConnected} If not bound or connected.
+   */
+  getsockname(): Address {
+    const sock = this.#liveSocket("get socket name");
+    if ("localAddr" in sock) return fromDenoAddr(sock.localAddr);
+    if ("addr" in sock) return fromDenoAddr(sock.addr);
+    throw new Deno.errors.NotConnected(
+      "Cannot get socket name: a file has no address",
+    );
+  }
+
+  /**
+   * The peer's address.
+   *
+   * @returns `[host, port]` or a Unix socket path.
+   * @throws {Deno.errors.NotConnected} If not connected.
+   */
+  getpeername(): Address {
+    const sock = this.#liveSocket("get peer name");
+    if ("remoteAddr" in sock) return fromDenoAddr(sock.remoteAddr);
+    throw new Deno.errors.NotConnected(
+      "Cannot get peer name: the socket is not connected",
+    );
+  }
+
+  #liveSocket(action: string): Socket {
+    const channel = this[kChannel];
+    const sock = this.#socket ?? channel?.stream as Deno.Conn | null ?? null;
+    if (sock === null || channel === null || channel.closed) {
+      throw new Deno.errors.NotConnected(
+        `Cannot ${action}: the socket is not bound or connected`,
+      );
+    }
+    return sock;
+  }
+
+  /**
+   * Writes a "hit" log line to stderr; override to log elsewhere.
+   *
+   * @param message What to log.
+   */
+  log(message: unknown): void {
+    console.error(`log: ${String(message)}`);
+  }
+
+  /**
+   * Prints `type: message` to stdout unless `type` is in
+   * {@linkcode ignore_log_types}; override to log elsewhere.
+   *
+   * @param message What to log.
+   * @param type `"info"`, `"warning"`, `"error"`, …
+   */
+  log_info(message: string, type: string = "info"): void {
+    if (!this.ignore_log_types.has(type)) console.log(`${type}: ${message}`);
+  }
+
+  /**
+   * Dispatches a read event: `handle_accept()` on a listener, otherwise
+   * finishes a pending connect, then `handle_read()`.
+   *
+   * @returns What the hook returned.
+   */
+  handle_read_event(): HookResult {
+    if (this.accepting) return this.handle_accept();
+    if (!this.connected && this.connecting) {
+      return chain(this.handle_connect_event(), () => this.handle_read());
+    }
+    return this.handle_read();
+  }
+
+  /**
+   * Finishes a connect: throws its error, or calls `handle_connect()` and
+   * marks the channel connected.
+   *
+   * @returns What `handle_connect()` returned.
+   * @throws {Error} The connect error (the loop passes it to `handle_error()`).
+   */
+  handle_connect_event(): HookResult {
+    const channel = this[kChannel];
+    const error = channel?.error ?? null;
+    if (error !== null) throw error;
+    if (this.#socket === null && channel?.stream) {
+      this.#socket = channel.stream as Deno.Conn;
+    }
+    const result = this.handle_connect();
+    this.connected = true;
+    this.connecting = false;
+    return result;
+  }
+
+  /**
+   * Dispatches a write event: ignored on a listener, finishes a pending
+   * connect, then `handle_write()`.
+   *
+   * @returns What the hook returned.
+   */
+  handle_write_event(): HookResult {
+    if (this.accepting) return;
+    if (!this.connected && this.connecting) {
+      return chain(this.handle_connect_event(), () => this.handle_write());
+    }
+    return this.handle_write();
+  }
+
+  /**
+   * Dispatches an exceptional event: `handle_close()` on a socket error,
+   * otherwise `handle_expt()`. Deno reports no out-of-band data, so the loop
+   * never calls this itself; {@linkcode readwrite} does for `POLLPRI`.
+   *
+   * @returns What the hook returned.
+   */
+  handle_expt_event(): HookResult {
+    const error = this[kChannel]?.error ?? null;
+    if (error !== null) return this.handle_close();
+    return this.handle_expt();
+  }
+
+  /**
+   * Called with any error a hook threw. The default logs it with a compact
+   * traceback and calls `handle_close()`.
+   *
+   * @param error What was thrown.
+   * @returns What `handle_close()` returned.
+   */
+  handle_error(error: unknown): HookResult {
+    let summary: string;
+    try {
+      const [, type, value, info] = compact_traceback(error);
+      summary = `${type}:${value} ${info}`;
+    } catch {
+      summary = String(error);
+    }
+    let self: string;
+    try {
+      self = this.toString();
+    } catch {
+      self = `<toString() failed for object at 0x${this.#id.toString(16)}>`;
+    }
+    this.log_info(
+      `uncaptured exception, closing channel ${self} (${summary})`,
+      "error",
+    );
+    return this.handle_close();
+  }
+
+  /** Called for out-of-band data; the default logs a warning. */
+  handle_expt(): HookResult {
+    this.log_info("unhandled incoming priority event", "warning");
+  }
+
+  /** Called when data (or EOF) can be read; the default logs a warning. */
+  handle_read(): HookResult {
+    this.log_info("unhandled read event", "warning");
+  }
+
+  /** Called when the channel can send; the default logs a warning. */
+  handle_write(): HookResult {
+    this.log_info("unhandled write event", "warning");
+  }
+
+  /** Called once an outgoing connection is up; the default logs a warning. */
+  handle_connect(): HookResult {
+    this.log_info("unhandled connect event", "warning");
+  }
+
+  /**
+   * Called on a listener when a connection is waiting: the default takes it
+   * with `accept()` and passes it to `handle_accepted()`.
+   *
+   * @returns What `handle_accepted()` returned.
+   */
+  handle_accept(): HookResult {
+    const pair = this.accept();
+    if (pair !== null) return this.handle_accepted(pair[0], pair[1]);
+  }
+
+  /**
+   * Called with each accepted connection; wrap it (`new Handler(conn)`). The
+   * default closes it and logs a warning.
+   *
+   * @param sock The accepted connection.
+   * @param _addr The peer's address.
+   */
+  handle_accepted(sock: Deno.Conn, _addr: Address): HookResult {
+    sock.close();
+    this.log_info("unhandled accepted event", "warning");
+  }
+
+  /** Called when the connection ends; the default logs a warning and closes. */
+  handle_close(): HookResult {
+    this.log_info("unhandled close event", "warning");
+    this.close();
+  }
+
+  /**
+   * Python's repr: `<Class connected 127.0.0.1:8080 at 0x1>`.
+   *
+   * @returns The description.
+   */
+  toString(): string {
+    const status = [this.constructor.name];
+    if (this.accepting && this.addr) status.push("listening");
+    else if (this.connected) status.push("connected");
+    const addr = this.addr;
+    if (addr !== null) {
+      status.push(
+        typeof addr === "string" ? `'${addr}'` : `${addr[0]}:${addr[1]}`,
+      );
+    }
+    return `<${status.join(" ")} at 0x${this.#id.toString(16)}>`;
+  }
+
+  /** @ignore Deno's inspect shows the repr. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+}
+
+Dispatcher.prototype.ignore_log_types = new Set(["warning"]);
+
+/**
+ * Python's `asyncore.dispatcher_with_send`: `send()` buffers whatever the
+ * connection cannot take yet in {@linkcode DispatcherWithSend.out_buffer} and
+ * `handle_write()` drains it.
+ *
+ * @example An echo handler
+ * ```ts
+ * import { DispatcherWithSend } from "@asyncore/asyncore";
+ *
+ * class EchoHandler extends DispatcherWithSend {
+ *   override handle_read(): void {
+ *     const data = this.recv(8192);
+ *     if (data.length > 0) this.send(data);
+ *   }
+ * }
+ * ```
+ */
+export class DispatcherWithSend extends Dispatcher {
+  /** Bytes accepted by `send()` that the connection has not taken yet. */
+  out_buffer: Uint8Array = EMPTY;
+
+  /** Hands up to 64 KiB of {@linkcode out_buffer} to the connection. */
+  initiate_send(): void {
+    const sent = super.send(this.out_buffer.subarray(0, 65536));
+    this.out_buffer = sent >= this.out_buffer.length
+      ? EMPTY
+      : this.out_buffer.subarray(sent);
+  }
+
+  /** Drains {@linkcode out_buffer}. */
+  override handle_write(): HookResult {
+    this.initiate_send();
+  }
+
+  /**
+   * Writable while connecting or while bytes are buffered.
+   *
+   * @returns Whether there is something to do on a write event.
+   */
+  override writable(): boolean {
+    return !this.connected || this.out_buffer.length > 0;
+  }
+
+  /**
+   * Buffers `data` and starts sending it; never refuses bytes.
+   *
+   * @param data The bytes to send.
+   * @returns `data.length`: every byte is taken.
+   * @throws {TypeError} If `data` is not a `Uint8Array`.
+   */
+  override send(data: Uint8Array): number {
+    checkBytes(data, "send");
+    if (this.debug) this.log_info(`sending ${data.length} bytes`);
+    const pending = this.out_buffer;
+    if (pending.length === 0) {
+      this.out_buffer = data;
+    } else {
+      const joined = new Uint8Array(pending.length + data.length);
+      joined.set(pending);
+      joined.set(data, pending.length);
+      this.out_buffer = joined;
+    }
+    this.initiate_send();
+    // What is left may still alias the caller's array: keep our own copy.
+    if (this.out_buffer.buffer === data.buffer && this.out_buffer.length > 0) {
+      this.out_buffer = this.out_buffer.slice();
+    }
+    return data.length;
+  }
+}
+
+/**
+ * Python's `asyncore.file_dispatcher`: the dispatcher hooks over a file, a
+ * pipe or standard input instead of a socket. Closing it closes the file
+ * (Deno cannot duplicate a descriptor the way Python's wrapper does).
+ *
+ * @example Echo standard input to standard output
+ * ```ts ignore
+ * import { FileDispatcher, loop } from "@asyncore/asyncore";
+ *
+ * class Echo extends FileDispatcher {
+ *   override writable(): boolean {
+ *     return false;
+ *   }
+ *   override handle_read(): void {
+ *     Deno.stdout.writeSync(this.recv(4096));
+ *   }
+ *   override handle_close(): void {
+ *     this.close();
+ *   }
+ * }
+ * new Echo(Deno.stdin);
+ * await loop();
+ * ```
+ */
+export class FileDispatcher extends Dispatcher {
+  /**
+   * Wraps `file` and joins `map`; the channel counts as connected.
+   *
+   * @param file A `Deno.FsFile`, `Deno.stdin`, a stream, a
+   * `{ readable, writable }` pair (a child process's pipes), or a
+   * {@linkcode FileWrapper}.
+   * @param map The socket map to join.
+   */
+  constructor(file: FileSource | FileWrapper, map: SocketMap | null = null) {
+    super(null, map);
+    this.connected = true;
+    this.set_file(file, map);
+  }
+
+  /**
+   * Wraps `file` in a {@linkcode FileWrapper} and joins the map.
+   *
+   * @param file The file or pipe to wrap.
+   * @param map The map to join.
+   */
+  set_file(file: FileSource | FileWrapper, map: SocketMap | null = null): void {
+    const wrapper = file instanceof FileWrapper ? file : new FileWrapper(file);
+    this.set_socket(wrapper, map);
+  }
+}

@@ -1,0 +1,530 @@
+/**
+ * The event loop: Python's `asyncore.loop()`, `poll()`, the `read`/`write`/
+ * `readwrite` dispatch helpers, {@linkcode close_all} and
+ * {@linkcode socket_map}.
+ *
+ * Deno has no readiness API, so each pass asks every channel's
+ * `readable()`/`writable()`, keeps one read (or accept) in flight for each
+ * readable channel, and waits on a single wake-up promise that settled
+ * operations resolve. Waiting costs O(1) however many channels are open.
+ *
+ * @example Run a server for a bounded time
+ * ```ts
+ * import { close_all, Dispatcher, loop } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new Dispatcher();
+ * server.create_socket();
+ * server.bind(["127.0.0.1", 0]);
+ * server.listen(5);
+ * await loop({ timeout: 0.01, count: 2 });
+ * assert.equal(server.accepting, true);
+ * close_all();
+ * ```
+ *
+ * @module
+ */
+
+import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
+import { type Waker, wakerFor } from "./_ready.ts";
+import type { Dispatcher } from "./dispatcher.ts";
+
+/** A socket map: dispatchers keyed by their {@linkcode Dispatcher.fileno}. */
+export type SocketMap = Map<number, Dispatcher>;
+
+/**
+ * The default socket map every dispatcher joins unless given another one.
+ *
+ * @example Count open channels
+ * ```ts
+ * import { socket_map } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(socket_map.size, 0);
+ * ```
+ */
+export const socket_map: SocketMap = new Map();
+
+/**
+ * Thrown from a handler to stop {@linkcode loop} at once: it is the one
+ * exception the dispatch helpers re-throw instead of passing to
+ * `handle_error()`, so `loop()` rejects with it.
+ *
+ * @example Stop the loop from a handler
+ * ```ts
+ * import { ExitNow } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * const error = new ExitNow("done");
+ * assert.equal(error.name, "ExitNow");
+ * ```
+ */
+export class ExitNow extends Error {
+  /**
+   * Creates the exception.
+   *
+   * @param message Why the loop stops.
+   * @param options `cause`, passed on to `Error`.
+   */
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ExitNow";
+  }
+}
+
+/** Data to read (`select.POLLIN`). */
+export const POLLIN = 0x001;
+/** Urgent data to read (`select.POLLPRI`). */
+export const POLLPRI = 0x002;
+/** Writing will not block (`select.POLLOUT`). */
+export const POLLOUT = 0x004;
+/** Error condition (`select.POLLERR`). */
+export const POLLERR = 0x008;
+/** Hung up (`select.POLLHUP`). */
+export const POLLHUP = 0x010;
+/** Invalid request: descriptor not open (`select.POLLNVAL`). */
+export const POLLNVAL = 0x020;
+
+type HookResult = void | PromiseLike<void>;
+
+// A hook may be async: its rejection is routed exactly like a throw. ExitNow
+// (or a handle_error that throws) ends the loop through the map's waker.
+function settle(obj: Dispatcher, result: HookResult): void {
+  if (result != null && typeof result.then === "function") {
+    result.then(undefined, (error: unknown) => {
+      const waker = obj[kChannel]?.waker ?? wakerFor(socket_map);
+      if (error instanceof ExitNow) {
+        waker.exit = error;
+      } else {
+        try {
+          settle(obj, obj.handle_error(error));
+          return;
+        } catch (fatal) {
+          waker.exit = fatal;
+        }
+      }
+      waker.wake();
+    });
+  }
+}
+
+function route(obj: Dispatcher, event: () => HookResult): void {
+  try {
+    settle(obj, event.call(obj));
+  } catch (error) {
+    if (error instanceof ExitNow) throw error;
+    settle(obj, obj.handle_error(error));
+  }
+}
+
+/**
+ * Calls `obj.handle_read_event()`, passing any error but {@linkcode ExitNow}
+ * to `obj.handle_error()`.
+ *
+ * @example Dispatch a read event by hand
+ * ```ts
+ * import { Dispatcher, read } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * class Probe extends Dispatcher {
+ *   reads = 0;
+ *   override handle_read(): void {
+ *     this.reads++;
+ *   }
+ * }
+ * const probe = new Probe();
+ * probe.connected = true;
+ * read(probe);
+ * assert.equal(probe.reads, 1);
+ * ```
+ *
+ * @param obj The dispatcher to notify.
+ * @throws {ExitNow} If the handler throws it.
+ */
+export function read(obj: Dispatcher): void {
+  route(obj, obj.handle_read_event);
+}
+
+/**
+ * Calls `obj.handle_write_event()`, passing any error but {@linkcode ExitNow}
+ * to `obj.handle_error()`.
+ *
+ * @example Dispatch a write event by hand
+ * ```ts
+ * import { Dispatcher, write } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * class Probe extends Dispatcher {
+ *   writes = 0;
+ *   override handle_write(): void {
+ *     this.writes++;
+ *   }
+ * }
+ * const probe = new Probe();
+ * probe.connected = true;
+ * write(probe);
+ * assert.equal(probe.writes, 1);
+ * ```
+ *
+ * @param obj The dispatcher to notify.
+ * @throws {ExitNow} If the handler throws it.
+ */
+export function write(obj: Dispatcher): void {
+  route(obj, obj.handle_write_event);
+}
+
+/**
+ * Dispatches poll-style `flags` to `obj`: {@linkcode POLLIN} to
+ * `handle_read_event()`, {@linkcode POLLOUT} to `handle_write_event()`,
+ * {@linkcode POLLPRI} to `handle_expt_event()`, and {@linkcode POLLHUP},
+ * {@linkcode POLLERR} or {@linkcode POLLNVAL} to `handle_close()`. A
+ * disconnect error goes to `handle_close()`, any other (but
+ * {@linkcode ExitNow}) to `handle_error()`.
+ *
+ * @example Report a hang-up
+ * ```ts
+ * import { Dispatcher, POLLHUP, readwrite } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * class Probe extends Dispatcher {
+ *   closed = false;
+ *   override handle_close(): void {
+ *     this.closed = true;
+ *   }
+ * }
+ * const probe = new Probe();
+ * readwrite(probe, POLLHUP);
+ * assert.ok(probe.closed);
+ * ```
+ *
+ * @param obj The dispatcher to notify.
+ * @param flags A bitwise OR of the `POLL*` constants.
+ * @throws {ExitNow} If a handler throws it.
+ */
+export function readwrite(obj: Dispatcher, flags: number): void {
+  try {
+    if (flags & POLLIN) settle(obj, obj.handle_read_event());
+    if (flags & POLLOUT) settle(obj, obj.handle_write_event());
+    if (flags & POLLPRI) settle(obj, obj.handle_expt_event());
+    if (flags & (POLLHUP | POLLERR | POLLNVAL)) settle(obj, obj.handle_close());
+  } catch (error) {
+    if (error instanceof ExitNow) throw error;
+    settle(
+      obj,
+      isDisconnect(error) ? obj.handle_close() : obj.handle_error(error),
+    );
+  }
+}
+
+function checkTimeout(timeout: unknown): number {
+  if (timeout === null || timeout === Infinity) return Infinity;
+  if (typeof timeout !== "number" || Number.isNaN(timeout)) {
+    throw new TypeError(
+      `Cannot poll: timeout must be a number of seconds, got ${typeof timeout}`,
+    );
+  }
+  if (timeout < 0) {
+    throw new RangeError(`Cannot poll: timeout "${timeout}" is negative`);
+  }
+  return timeout;
+}
+
+function checkMap(map: unknown): SocketMap {
+  if (!(map instanceof Map)) {
+    throw new TypeError("Cannot poll: map must be a Map of dispatchers");
+  }
+  return map;
+}
+
+function isCurrent(map: SocketMap, obj: Dispatcher): boolean {
+  const fd = obj.fileno();
+  return fd !== null && map.get(fd) === obj;
+}
+
+// One pass: ask every channel what it wants, arm its read, then wait (only if
+// nothing is ready yet) and report which channels are read- and write-ready.
+async function scan(
+  timeout: number,
+  map: SocketMap,
+): Promise<[readers: Dispatcher[], writers: Dispatcher[]]> {
+  const waker = wakerFor<Channel<Dispatcher>>(map);
+  const readers: Dispatcher[] = [];
+  const writers: Dispatcher[] = [];
+  for (const obj of map.values()) {
+    const isReadable = obj.readable();
+    const isWritable = obj.writable() && !obj.accepting;
+    const channel = obj[kChannel];
+    if (channel === null) continue;
+    channel.wantRead = isReadable;
+    channel.wantWrite = isWritable;
+    if (isReadable) {
+      channel.armRead();
+      if (channel.readReady()) readers.push(obj);
+    }
+    if (isWritable && channel.writeReady()) writers.push(obj);
+  }
+  // What is queued now the scan has already seen.
+  waker.drain();
+  if (readers.length === 0 && writers.length === 0) {
+    await waker.wait(timeout * 1000);
+    for (const channel of waker.drain()) {
+      const obj = channel.owner;
+      if (!isCurrent(map, obj)) continue;
+      if (channel.wantRead && channel.readReady()) readers.push(obj);
+      if (channel.wantWrite && channel.writeReady()) writers.push(obj);
+    }
+  }
+  takeExit(waker);
+  return [readers, writers];
+}
+
+function takeExit(waker: Waker): void {
+  const exit = waker.exit;
+  if (exit !== undefined) {
+    waker.exit = undefined;
+    throw exit;
+  }
+}
+
+/**
+ * One pass of the loop, as `select()` drives it in Python: waits up to
+ * `timeout` seconds until some channel is ready, then calls
+ * `handle_read_event()` on each read-ready channel and `handle_write_event()`
+ * on each write-ready one. Returns at once when `map` is empty.
+ *
+ * @example Poll an empty map
+ * ```ts
+ * import { poll } from "@asyncore/asyncore";
+ *
+ * await poll(0, new Map());
+ * ```
+ *
+ * @param timeout Seconds to wait for readiness; `0` only lets settled I/O land.
+ * @param map The socket map to serve.
+ * @throws {ExitNow} If a handler throws it.
+ * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
+ * @throws {RangeError} If `timeout` is negative.
+ */
+export async function poll(
+  timeout: number = 0,
+  map: SocketMap = socket_map,
+): Promise<void> {
+  const seconds = checkTimeout(timeout);
+  if (checkMap(map).size === 0) return;
+  const [readers, writers] = await scan(seconds, map);
+  for (const obj of readers) if (isCurrent(map, obj)) read(obj);
+  for (const obj of writers) if (isCurrent(map, obj)) write(obj);
+}
+
+/**
+ * One pass of the loop as Python's `poll.poll()` drives it: like
+ * {@linkcode poll}, but each ready channel gets one {@linkcode readwrite}
+ * call, so disconnect errors go to `handle_close()`.
+ *
+ * @example Poll an empty map
+ * ```ts
+ * import { poll2 } from "@asyncore/asyncore";
+ *
+ * await poll2(0, new Map());
+ * ```
+ *
+ * @param timeout Seconds to wait for readiness.
+ * @param map The socket map to serve.
+ * @throws {ExitNow} If a handler throws it.
+ * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
+ * @throws {RangeError} If `timeout` is negative.
+ */
+export async function poll2(
+  timeout: number = 0,
+  map: SocketMap = socket_map,
+): Promise<void> {
+  const seconds = checkTimeout(timeout);
+  if (checkMap(map).size === 0) return;
+  const [readers, writers] = await scan(seconds, map);
+  const flags = new Map<Dispatcher, number>();
+  for (const obj of readers) flags.set(obj, POLLIN);
+  for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
+  for (const [obj, bits] of flags) {
+    if (isCurrent(map, obj)) readwrite(obj, bits);
+  }
+}
+
+/** Python's alias of {@linkcode poll2}. */
+export const poll3: typeof poll2 = poll2;
+
+/** Options of {@linkcode loop}. */
+export interface LoopOptions {
+  /**
+   * Seconds one pass waits for readiness. `null` waits without bound.
+   *
+   * @default {30}
+   */
+  timeout?: number | null;
+  /**
+   * Dispatch through {@linkcode poll2} (as Python's `use_poll=True` does)
+   * instead of {@linkcode poll}; readiness is the same either way.
+   *
+   * @default {false}
+   */
+  use_poll?: boolean;
+  /**
+   * The socket map to serve.
+   *
+   * @default {socket_map}
+   */
+  map?: SocketMap;
+  /** Stop after this many passes; without it, run until `map` is empty. */
+  count?: number;
+  /** Stop (resolving, not rejecting) once this signal aborts. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs passes of {@linkcode poll} until the map is empty, `count` passes are
+ * done, or `signal` aborts. Rejects with {@linkcode ExitNow} (or an error a
+ * `handle_error()` threw) when a handler raises it.
+ *
+ * @example Serve until aborted
+ * ```ts
+ * import { close_all, Dispatcher, loop } from "@asyncore/asyncore";
+ *
+ * const server = new Dispatcher();
+ * server.create_socket();
+ * server.bind(["127.0.0.1", 0]);
+ * server.listen(5);
+ * const stop = new AbortController();
+ * setTimeout(() => stop.abort(), 10);
+ * await loop({ signal: stop.signal });
+ * close_all();
+ * ```
+ *
+ * @param options Timeout, map, pass count and abort signal.
+ * @returns A promise that settles when the loop stops.
+ * @throws {ExitNow} If a handler throws it.
+ * @throws {TypeError} If an option has the wrong type.
+ * @throws {RangeError} If `timeout` or `count` is negative.
+ */
+export async function loop(options: LoopOptions = {}): Promise<void> {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Cannot run loop: options must be an object");
+  }
+  const { use_poll = false, map = socket_map, count, signal } = options;
+  const timeout = checkTimeout(
+    options.timeout === undefined ? 30 : options.timeout,
+  );
+  checkMap(map);
+  if (count !== undefined && (!Number.isInteger(count) || count < 0)) {
+    throw new RangeError(
+      `Cannot run loop: count "${count}" is not a non-negative integer`,
+    );
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError("Cannot run loop: signal must be an AbortSignal");
+  }
+  const pass = use_poll ? poll2 : poll;
+  const waker = wakerFor(map);
+  const onAbort = (): void => waker.wake();
+  signal?.addEventListener("abort", onAbort);
+  try {
+    let left = count ?? Infinity;
+    while (map.size > 0 && left > 0 && !signal?.aborted) {
+      await pass(timeout, map);
+      left--;
+    }
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * Closes every dispatcher in `map` and empties it. Errors from `close()`
+ * propagate unless `ignore_all`; {@linkcode ExitNow} always does.
+ *
+ * @example Close everything
+ * ```ts
+ * import { close_all, Dispatcher, socket_map } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * new Dispatcher().create_socket();
+ * close_all();
+ * assert.equal(socket_map.size, 0);
+ * ```
+ *
+ * @param map The socket map to close.
+ * @param ignore_all Swallow every error but {@linkcode ExitNow}.
+ * @throws {ExitNow} If a `close()` throws it.
+ */
+export function close_all(
+  map: SocketMap = socket_map,
+  ignore_all: boolean = false,
+): void {
+  for (const obj of [...map.values()]) {
+    try {
+      obj.close();
+    } catch (error) {
+      if (error instanceof ExitNow) throw error;
+      if (error instanceof Deno.errors.BadResource) continue;
+      if (!ignore_all) throw error;
+    }
+  }
+  map.clear();
+}
+
+/** `[file, function, line]` of one stack frame. */
+export type Frame = [file: string, fn: string, line: string];
+
+/**
+ * What {@linkcode compact_traceback} returns: the innermost frame, the error's
+ * class name, its message, and every frame as `[file|function|line]`,
+ * outermost first.
+ */
+export type CompactTraceback = [
+  innermost: Frame,
+  type: string,
+  value: string,
+  info: string,
+];
+
+const FRAME = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/;
+
+/**
+ * Summarises an error's stack the way Python's `asyncore.compact_traceback()`
+ * summarises the current exception.
+ *
+ * @example Summarise an error
+ * ```ts
+ * import { compact_traceback } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * function fails(): never {
+ *   throw new RangeError("boom");
+ * }
+ * try {
+ *   fails();
+ * } catch (error) {
+ *   const [[, fn], type, value] = compact_traceback(error);
+ *   assert.equal(fn, "fails");
+ *   assert.equal(type, "RangeError");
+ *   assert.equal(value, "boom");
+ * }
+ * ```
+ *
+ * @param error The caught error.
+ * @returns The innermost frame, class name, message and frame summary.
+ * @throws {TypeError} If `error` has no stack trace.
+ */
+export function compact_traceback(error: unknown): CompactTraceback {
+  const stack = error instanceof Error ? error.stack : undefined;
+  const frames: Frame[] = [];
+  for (const line of stack?.split("\n") ?? []) {
+    const match = FRAME.exec(line);
+    if (match) frames.push([match[2]!, match[1] ?? "<anonymous>", match[3]!]);
+  }
+  const innermost = frames[0];
+  if (innermost === undefined) {
+    throw new TypeError("Cannot compact traceback: the error has no stack");
+  }
+  const err = error as Error;
+  const info = frames.reverse().map((f) => `[${f.join("|")}]`).join(" ");
+  return [innermost, err.constructor.name, err.message, info];
+}
