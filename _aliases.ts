@@ -6,6 +6,7 @@ import {
   FileDispatcher,
   FileWrapper,
 } from "./dispatcher.ts";
+import { AsyncChat, SimpleProducer } from "./asynchat.ts";
 
 /** Python's name for {@linkcode Dispatcher}. */
 export const dispatcher: typeof Dispatcher = Dispatcher;
@@ -16,3 +17,7 @@ export const dispatcher_with_send: typeof DispatcherWithSend =
 export const file_dispatcher: typeof FileDispatcher = FileDispatcher;
 /** Python's name for {@linkcode FileWrapper}. */
 export const file_wrapper: typeof FileWrapper = FileWrapper;
+/** Python's name for {@linkcode AsyncChat}. */
+export const async_chat: typeof AsyncChat = AsyncChat;
+/** Python's name for {@linkcode SimpleProducer}. */
+export const simple_producer: typeof SimpleProducer = SimpleProducer;
