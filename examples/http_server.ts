@@ -1,0 +1,302 @@
+/**
+ * A static file server on {@linkcode AsyncChat}: HTTP/1.1 with keep-alive
+ * and pipelining, GET and HEAD, in the way Python's asynchat servers read a
+ * protocol: terminator `"\r\n\r\n"` for each request head, then a numeric
+ * terminator for a body announced by `Content-Length`.
+ *
+ *     deno run -A examples/http_server.ts [PORT] [DIR] [HOST]
+ *
+ * PORT defaults to 8000 (0 picks a free port), DIR to the current directory,
+ * HOST to 127.0.0.1. Prints `listening on HOST:PORT` once bound; SIGINT or
+ * SIGTERM closes every channel and exits 0.
+ *
+ * What it serves: regular files inside DIR (a directory serves its
+ * `index.html`), never anything outside it (`..`, `%2e%2e`, encoded slashes
+ * and symlinks that lead out are refused). Large files are streamed from
+ * disk in 64 KiB chunks by a `more()` producer. Errors: 400 malformed
+ * request, 403 refused path, 404 missing, 405 other methods (with `Allow`),
+ * 413 body over 1 MiB, 431 head over 16 KiB, 501 `Transfer-Encoding`,
+ * 505 HTTP/2+.
+ *
+ * @module
+ */
+
+import {
+  AF_INET,
+  AF_INET6,
+  AsyncChat,
+  close_all,
+  Dispatcher,
+  loop,
+  type SocketMap,
+} from "@asyncore/asyncore";
+import {
+  CHUNK_BYTES,
+  fileChunks,
+  fileHead,
+  HttpError,
+  MAX_BODY_BYTES,
+  MAX_HEAD_BYTES,
+  parseRequestHead,
+  type RequestHead,
+  resolveTarget,
+  statusResponse,
+  WholeFileProducer,
+} from "./_http.ts";
+
+const HEAD_END = "\r\n\r\n";
+// Queued responses above which a connection's further requests wait.
+const MAX_QUEUED = 16;
+const ALLOW = { Allow: "GET, HEAD" };
+const CONTINUE = "100-continue";
+const CONTINUE_RESPONSE = new TextEncoder().encode(
+  "HTTP/1.1 100 Continue\r\n\r\n",
+);
+const latin1 = new TextDecoder("latin1");
+
+/**
+ * One HTTP connection. Requests are answered in the order they arrive, so
+ * pipelining needs nothing more than asynchat's first-in, first-out
+ * producer queue.
+ */
+export class HttpHandler extends AsyncChat {
+  readonly #root: string;
+  #head: Uint8Array[] = [];
+  #headSize = 0;
+  // The request whose body is being read (and dropped), if any.
+  #request: RequestHead | null = null;
+  // Set once a response closes the connection: later input is dropped.
+  #done = false;
+
+  /**
+   * Wraps an accepted connection.
+   *
+   * @param conn The accepted connection.
+   * @param root The served directory's real path.
+   * @param map The socket map to join.
+   *
+   * @example Serve a file to one client
+   * ```ts
+   * import { close_all, loop } from "@asyncore/asyncore";
+   * import { HttpHandler } from "./http_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const root = Deno.realPathSync(Deno.makeTempDirSync());
+   * Deno.writeTextFileSync(`${root}/a.txt`, "hi");
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const client = await Deno.connect({ port: listener.addr.port });
+   * new HttpHandler(await listener.accept(), root);
+   * await client.write(new TextEncoder().encode("GET /a.txt HTTP/1.0\r\n\r\n"));
+   * const done = new Response(client.readable).text();
+   * await loop({ timeout: 0.05, count: 20 });
+   * assert.match(await done, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhi$/);
+   * close_all();
+   * Deno.removeSync(root, { recursive: true });
+   * ```
+   */
+  constructor(conn: Deno.Conn, root: string, map: SocketMap | null = null) {
+    super(conn, map);
+    this.#root = root;
+    this.set_terminator(HEAD_END);
+  }
+
+  /**
+   * Keeps request-head bytes (up to the limit); drops body bytes.
+   *
+   * @param data Bytes before the terminator.
+   */
+  override collect_incoming_data(data: Uint8Array): void {
+    if (this.#done || this.#request !== null) return;
+    this.#headSize += data.length;
+    if (this.#headSize > MAX_HEAD_BYTES) return this.#fail(431);
+    this.#head.push(data);
+  }
+
+  /** Answers a complete request head, or a request whose body was read. */
+  override found_terminator(): void {
+    if (this.#done) return;
+    const pending = this.#request;
+    if (pending !== null) {
+      this.#request = null;
+      this.set_terminator(HEAD_END);
+      return this.#respond(pending);
+    }
+    const head = this.#takeHead();
+    let request: RequestHead | null;
+    try {
+      request = parseRequestHead(head);
+    } catch (error) {
+      if (error instanceof HttpError) return this.#fail(error.status);
+      throw error;
+    }
+    if (request === null) return; // empty lines between requests
+    if (request.contentLength > MAX_BODY_BYTES) return this.#fail(413);
+    if (request.contentLength > 0) {
+      // A client that waits for permission to send the body gets it.
+      if (
+        request.minor === 1 &&
+        request.headers.get("expect")?.toLowerCase() === CONTINUE
+      ) {
+        this.push(CONTINUE_RESPONSE);
+      }
+      // asynchat counts the body down and calls found_terminator() again.
+      this.#request = request;
+      this.set_terminator(request.contentLength);
+      return;
+    }
+    this.#respond(request);
+  }
+
+  #takeHead(): string {
+    const parts = this.#head;
+    this.#head = [];
+    this.#headSize = 0;
+    if (parts.length === 1) return latin1.decode(parts[0]);
+    let size = 0;
+    for (const part of parts) size += part.length;
+    const joined = new Uint8Array(size);
+    let offset = 0;
+    for (const part of parts) {
+      joined.set(part, offset);
+      offset += part.length;
+    }
+    return latin1.decode(joined);
+  }
+
+  #respond(request: RequestHead): void {
+    const { method } = request;
+    if (method !== "GET" && method !== "HEAD") {
+      this.push(statusResponse(405, request, ALLOW));
+    } else {
+      const found = resolveTarget(this.#root, request.target);
+      if (found.status === 200) {
+        const { path, info } = found;
+        const head = fileHead(path, info, request);
+        const size = method === "HEAD" ? 0 : info.size;
+        if (size <= CHUNK_BYTES) {
+          this.push_with_producer(new WholeFileProducer(head, path, size));
+        } else {
+          this.push(head);
+          this.push_with_producer(fileChunks(path, size));
+        }
+      } else if (found.status === 301) {
+        this.push(statusResponse(301, request, { Location: found.location }));
+      } else {
+        this.push(statusResponse(found.status, request));
+      }
+    }
+    if (!request.keepAlive) this.#finish();
+  }
+
+  // Answers a request that cannot be read further, then closes.
+  #fail(status: number): void {
+    this.push(statusResponse(status, null));
+    this.#finish();
+  }
+
+  // Ends the conversation: later input is read and dropped rather than left
+  // unread (unread input makes close() send a reset, which can destroy the
+  // response before the client reads it), and the channel closes once the
+  // queued responses are handed to the connection.
+  #finish(): void {
+    this.#done = true;
+    this.#head = [];
+    this.set_terminator(null);
+    this.close_when_done();
+  }
+
+  /**
+   * Reads further requests only while few responses wait to be sent: a
+   * client that pipelines without reading cannot make the queue grow.
+   *
+   * @returns Whether to read.
+   */
+  override readable(): boolean {
+    return super.readable() && this.producer_fifo.length < MAX_QUEUED;
+  }
+}
+
+/** Listens on an address and serves `root` to every connection. */
+export class HttpServer extends Dispatcher {
+  /** The served directory's real path. */
+  readonly root: string;
+
+  /**
+   * Binds and listens at once (port 0 picks a free port).
+   *
+   * @param host The address to listen on, IPv4 or IPv6.
+   * @param port The port; 0 for any free port.
+   * @param root The served directory's real path.
+   * @throws {Deno.errors.AddrInUse} If the address is taken.
+   *
+   * @example Serve a directory over fetch()
+   * ```ts
+   * import { close_all, loop } from "@asyncore/asyncore";
+   * import { HttpServer } from "./http_server.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const root = Deno.realPathSync(Deno.makeTempDirSync());
+   * Deno.writeTextFileSync(`${root}/index.html`, "<p>hi</p>");
+   * const server = new HttpServer("127.0.0.1", 0, root);
+   * const [, port] = server.getsockname() as [string, number];
+   * const stop = new AbortController();
+   * const running = loop({ timeout: 0.05, signal: stop.signal });
+   * using client = Deno.createHttpClient({});
+   * const response = await fetch(`http://127.0.0.1:${port}/`, { client });
+   * assert.equal(response.headers.get("content-type"), "text/html; charset=utf-8");
+   * assert.equal(await response.text(), "<p>hi</p>");
+   * stop.abort();
+   * await running;
+   * close_all();
+   * Deno.removeSync(root, { recursive: true });
+   * ```
+   */
+  constructor(host: string, port: number, root: string) {
+    super();
+    this.root = root;
+    this.create_socket(host.includes(":") ? AF_INET6 : AF_INET);
+    this.set_reuse_addr();
+    this.bind([host, port]);
+    this.listen(1024);
+  }
+
+  /**
+   * Starts serving an accepted connection.
+   *
+   * @param sock The accepted connection.
+   */
+  override handle_accepted(sock: Deno.Conn): void {
+    new HttpHandler(sock, this.root);
+  }
+}
+
+function usage(message: string): never {
+  console.error(`${message}\nusage: http_server.ts [PORT] [DIR] [HOST]`);
+  Deno.exit(2);
+}
+
+if (import.meta.main) {
+  const port = Number(Deno.args[0] ?? 8000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    usage(`bad port "${Deno.args[0]}"`);
+  }
+  const dir = Deno.args[1] ?? ".";
+  let root: string;
+  try {
+    root = Deno.realPathSync(dir);
+    if (!Deno.statSync(root).isDirectory) usage(`"${dir}" is not a directory`);
+  } catch (error) {
+    usage(`cannot serve "${dir}": ${(error as Error).message}`);
+  }
+  const host = Deno.args[2] ?? "127.0.0.1";
+  const server = new HttpServer(host, port, root);
+  const [boundHost, boundPort] = server.getsockname() as [string, number];
+  console.log(`listening on ${boundHost}:${boundPort}`);
+  const stop = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.abort());
+  }
+  await loop({ signal: stop.signal });
+  close_all();
+  Deno.exit(0);
+}
