@@ -190,7 +190,13 @@ export class Channel<O = unknown> implements Queued {
     if (error === null) return null;
     this.error = null;
     if (this.wantRead) this.armRead();
-    if (error instanceof Deno.errors.ConnectionAborted) return null;
+    // The client left before we took it (Python's ECONNABORTED); Deno
+    // reports a connection reset in the queue as NotConnected.
+    if (
+      error instanceof Deno.errors.ConnectionAborted ||
+      error instanceof Deno.errors.NotConnected ||
+      error instanceof Deno.errors.ConnectionReset
+    ) return null;
     throw error;
   }
 

@@ -273,6 +273,11 @@ async function scan(
       if (channel.wantRead && channel.readReady()) readers.push(obj);
       if (channel.wantWrite && channel.writeReady()) writers.push(obj);
     }
+  } else {
+    // No wait, but settled I/O lands only when the event loop turns: without
+    // this yield an always-writable channel (Python's default) starves every
+    // read. What lands now is picked up by the next pass's scan.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   takeExit(waker);
   return [readers, writers];
@@ -413,6 +418,11 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
     options.timeout === undefined ? 30 : options.timeout,
   );
   checkMap(map);
+  if (count !== undefined && typeof count !== "number") {
+    throw new TypeError(
+      `Cannot run loop: count must be a number, got ${typeof count}`,
+    );
+  }
   if (count !== undefined && (!Number.isInteger(count) || count < 0)) {
     throw new RangeError(
       `Cannot run loop: count "${count}" is not a non-negative integer`,
@@ -438,7 +448,9 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
 
 /**
  * Closes every dispatcher in `map` and empties it. Errors from `close()`
- * propagate unless `ignore_all`; {@linkcode ExitNow} always does.
+ * propagate unless `ignore_all`; {@linkcode ExitNow} always does. An
+ * `ExitNow` that a closed channel's async hook raised after `loop()` had
+ * already stopped is dropped too, so it cannot end the next loop.
  *
  * @example Close everything
  * ```ts
@@ -468,6 +480,7 @@ export function close_all(
     }
   }
   map.clear();
+  wakerFor(map).exit = undefined;
 }
 
 /** `[file, function, line]` of one stack frame. */

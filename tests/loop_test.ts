@@ -1,0 +1,520 @@
+// Tests of loop.ts: CPython's HelperFunctionTests (test_asyncore.py) ported,
+// then loop()/poll() options, error routing of async hooks, and bad input.
+
+import assert from "node:assert/strict";
+import {
+  close_all,
+  compact_traceback,
+  Dispatcher,
+  ExitNow,
+  loop,
+  poll,
+  poll2,
+  poll3,
+  POLLERR,
+  POLLHUP,
+  POLLIN,
+  POLLNVAL,
+  POLLOUT,
+  POLLPRI,
+  read,
+  readwrite,
+  socket_map,
+  type SocketMap,
+  write,
+} from "../mod.ts";
+import { closing, loopUntil, watchRejections } from "./_helpers.ts";
+
+// Duck-typed stand-ins, as in CPython's test: read()/write()/readwrite() only
+// call hook methods, so plain objects exercise the error routing alone.
+function asDispatcher(obj: object): Dispatcher {
+  return obj as unknown as Dispatcher;
+}
+
+function exitingDummy(): Dispatcher {
+  const exit = (): never => {
+    throw new ExitNow();
+  };
+  return asDispatcher({
+    handle_read_event: exit,
+    handle_write_event: exit,
+    handle_expt_event: exit,
+    handle_close: exit,
+  });
+}
+
+function crashingDummy(): Dispatcher & { errorHandled: boolean } {
+  const crash = (): never => {
+    throw new Error("crash");
+  };
+  const dummy = {
+    errorHandled: false,
+    handle_read_event: crash,
+    handle_write_event: crash,
+    handle_expt_event: crash,
+    handle_close: crash,
+    handle_error() {
+      dummy.errorHandled = true;
+    },
+  };
+  return dummy as unknown as Dispatcher & { errorHandled: boolean };
+}
+
+Deno.test("read() and write() re-throw ExitNow from a handler", () => {
+  assert.throws(() => read(exitingDummy()), ExitNow);
+  assert.throws(() => write(exitingDummy()), ExitNow);
+  assert.throws(() => readwrite(exitingDummy(), POLLPRI), ExitNow);
+});
+
+Deno.test("read() and write() pass any other error to handle_error()", () => {
+  for (
+    const dispatch of [read, write, (d: Dispatcher) => readwrite(d, POLLPRI)]
+  ) {
+    const dummy = crashingDummy();
+    dispatch(dummy);
+    assert.equal(dummy.errorHandled, true);
+  }
+});
+
+Deno.test("readwrite() calls the handler each POLL flag names", async (t) => {
+  const attributes = ["read", "expt", "write", "closed", "errorHandled"];
+  const table: [flag: number, name: string, expected: string][] = [
+    [POLLIN, "POLLIN", "read"],
+    [POLLPRI, "POLLPRI", "expt"],
+    [POLLOUT, "POLLOUT", "write"],
+    [POLLERR, "POLLERR", "closed"],
+    [POLLHUP, "POLLHUP", "closed"],
+    [POLLNVAL, "POLLNVAL", "closed"],
+  ];
+  for (const [flag, name, expected] of table) {
+    await t.step(`${name} calls ${expected}`, () => {
+      const seen: Record<string, boolean> = {
+        read: false,
+        expt: false,
+        write: false,
+        closed: false,
+        errorHandled: false,
+      };
+      readwrite(
+        asDispatcher({
+          handle_read_event: () => void (seen.read = true),
+          handle_write_event: () => void (seen.write = true),
+          handle_expt_event: () => void (seen.expt = true),
+          handle_close: () => void (seen.closed = true),
+          handle_error: () => void (seen.errorHandled = true),
+        }),
+        flag,
+      );
+      for (const attribute of attributes) {
+        assert.equal(seen[attribute], attribute === expected, attribute);
+      }
+      assert.throws(() => readwrite(exitingDummy(), flag), ExitNow);
+      const crashing = crashingDummy();
+      assert.equal(crashing.errorHandled, false);
+      readwrite(crashing, flag);
+      assert.equal(crashing.errorHandled, true);
+    });
+  }
+});
+
+Deno.test("readwrite() sends a disconnect error to handle_close(), not handle_error()", () => {
+  const calls: string[] = [];
+  readwrite(
+    asDispatcher({
+      handle_read_event() {
+        throw new Deno.errors.ConnectionReset("reset by peer");
+      },
+      handle_close: () => void calls.push("close"),
+      handle_error: () => void calls.push("error"),
+    }),
+    POLLIN,
+  );
+  assert.deepEqual(calls, ["close"]);
+});
+
+Deno.test("readwrite() with several flags calls each handler once", () => {
+  const calls: string[] = [];
+  readwrite(
+    asDispatcher({
+      handle_read_event: () => void calls.push("read"),
+      handle_write_event: () => void calls.push("write"),
+      handle_expt_event: () => void calls.push("expt"),
+      handle_close: () => void calls.push("close"),
+    }),
+    POLLIN | POLLOUT | POLLPRI | POLLHUP,
+  );
+  assert.deepEqual(calls, ["read", "write", "expt", "close"]);
+});
+
+class DummyChannel {
+  closed = false;
+  close(): void {
+    this.closed = true;
+  }
+}
+
+function dummyMap(
+  channels: DummyChannel[],
+  map: SocketMap = new Map(),
+): SocketMap {
+  for (let i = 0; i < 10; i++) {
+    const channel = new DummyChannel();
+    channels.push(channel);
+    map.set(100_000 + i, asDispatcher(channel));
+  }
+  return map;
+}
+
+Deno.test("close_all(map) closes everything in the map and empties it", () => {
+  const channels: DummyChannel[] = [];
+  const map = dummyMap(channels);
+  assert.ok(channels.every((c) => !c.closed));
+  close_all(map);
+  assert.equal(map.size, 0);
+  assert.ok(channels.every((c) => c.closed));
+});
+
+Deno.test("close_all() closes everything in socket_map by default", () => {
+  const channels: DummyChannel[] = [];
+  dummyMap(channels, socket_map);
+  close_all();
+  assert.equal(socket_map.size, 0);
+  assert.ok(channels.every((c) => c.closed));
+});
+
+Deno.test("close_all() propagates close() errors unless ignore_all", () => {
+  const failing = () =>
+    new Map([[
+      1,
+      asDispatcher({
+        close() {
+          throw new Error("cannot close");
+        },
+      }),
+    ]]);
+  assert.throws(() => close_all(failing()), /cannot close/);
+  const map = failing();
+  close_all(map, true);
+  assert.equal(map.size, 0);
+  const exiting = new Map([[
+    1,
+    asDispatcher({
+      close() {
+        throw new ExitNow();
+      },
+    }),
+  ]]);
+  assert.throws(() => close_all(exiting, true), ExitNow);
+  const gone = new Map([[
+    1,
+    asDispatcher({
+      close() {
+        throw new Deno.errors.BadResource("already closed");
+      },
+    }),
+  ]]);
+  close_all(gone);
+  assert.equal(gone.size, 0);
+});
+
+function spam(): never {
+  throw new Error("I don't like spam!");
+}
+
+Deno.test("compact_traceback() summarises the frame that threw", () => {
+  let caught: unknown;
+  try {
+    spam();
+  } catch (error) {
+    caught = error;
+  }
+  const [[file, fn, line], type, value, info] = compact_traceback(caught);
+  assert.match(file, /loop_test\.ts$/);
+  assert.equal(fn, "spam");
+  assert.match(line, /^\d+$/);
+  assert.equal(type, "Error");
+  assert.equal(value, "I don't like spam!");
+  // Outermost first, so the innermost frame closes the summary.
+  assert.ok(info.endsWith(`[${file}|${fn}|${line}]`), info);
+});
+
+Deno.test("compact_traceback() names the error's class", () => {
+  const [, type, value] = compact_traceback(new RangeError("out"));
+  assert.equal(type, "RangeError");
+  assert.equal(value, "out");
+});
+
+Deno.test("compact_traceback() throws TypeError for a value without a stack", () => {
+  assert.throws(() => compact_traceback("not an error"), TypeError);
+  assert.throws(() => compact_traceback(undefined), TypeError);
+});
+
+// A client that connects to a raw listener, then records every hook call.
+class Recorder extends Dispatcher {
+  calls: string[] = [];
+  wantWrite = false;
+  override writable(): boolean {
+    return this.wantWrite || !this.connected;
+  }
+  override handle_connect(): void {}
+  override handle_read(): void {
+    this.calls.push("read");
+    this.recv(1024);
+  }
+  override handle_write(): void {
+    this.calls.push("write");
+  }
+  override handle_close(): void {
+    this.calls.push("close");
+    this.close();
+  }
+  override handle_error(error: unknown): void {
+    this.calls.push(`error: ${error}`);
+    this.close();
+  }
+}
+
+async function connectedRecorder(
+  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
+): Promise<[Recorder, Deno.Conn]> {
+  const client = new Recorder();
+  client.create_socket();
+  client.connect(["127.0.0.1", listener.addr.port]);
+  const accepted = listener.accept();
+  await loopUntil(() => client.connected);
+  // Connecting dispatched one write event (handle_connect, then handle_write).
+  client.calls.length = 0;
+  return [client, await accepted];
+}
+
+Deno.test("loop() runs exactly count passes", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  await loop({ count: 3, timeout: 0 });
+  assert.deepEqual(client.calls, ["write", "write", "write"]);
+  await loop({ count: 0 });
+  assert.equal(client.calls.length, 3);
+});
+
+Deno.test("loop() returns at once when the map is empty", async () => {
+  await loop({ map: new Map() });
+  await loop();
+  assert.equal(socket_map.size, 0);
+});
+
+Deno.test("loop() stops when the last channel closes", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  accepted.close();
+  // Default timeout (30 s): returning proves EOF woke the wait and emptied the map.
+  await loop();
+  assert.deepEqual(client.calls, ["read", "close"]);
+  assert.equal(socket_map.size, 0);
+});
+
+class RecordingServer extends Recorder {
+  handlers: Recorder[] = [];
+  constructor() {
+    super();
+    this.create_socket();
+    this.bind(["127.0.0.1", 0]);
+    this.listen(5);
+  }
+  override handle_accepted(sock: Deno.Conn): void {
+    this.handlers.push(new Recorder(sock));
+  }
+}
+
+Deno.test("an idle pass waits for its timeout without calling any handler", async () => {
+  using _cleanup = closing();
+  const server = new RecordingServer();
+  const client = new Recorder();
+  client.create_socket();
+  client.connect(server.getsockname());
+  await loopUntil(() => client.connected && server.handlers.length === 1);
+  const [handler] = server.handlers;
+  client.calls.length = 0;
+  let timerFired = false;
+  // The pass must wait, not spin: a shorter timer fires before it returns.
+  const timer = setTimeout(() => timerFired = true, 50);
+  await loop({ count: 1, timeout: 0.2 });
+  clearTimeout(timer);
+  assert.equal(timerFired, true);
+  assert.deepEqual(client.calls, []);
+  assert.deepEqual(server.calls, []);
+  assert.deepEqual(handler?.calls, []);
+});
+
+Deno.test("loop() resolves when its signal aborts", async () => {
+  using _cleanup = closing();
+  const server = new RecordingServer();
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), 20);
+  // timeout: null waits without bound, so only the abort can end the pass.
+  await loop({ timeout: null, signal: stop.signal });
+  clearTimeout(timer);
+  assert.deepEqual(server.calls, []);
+  assert.equal(socket_map.size, 1);
+});
+
+Deno.test("loop() with an already aborted signal runs no pass", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  await loop({ signal: AbortSignal.abort() });
+  assert.deepEqual(client.calls, []);
+});
+
+Deno.test("loop() rejects with ExitNow thrown by a handler", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  client.handle_write = () => {
+    throw new ExitNow("stop");
+  };
+  await assert.rejects(loop({ timeout: 1 }), ExitNow);
+  assert.equal(socket_map.size, 1);
+});
+
+Deno.test("loop() rejects with ExitNow from an async hook", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  let thrown = false;
+  client.handle_write = async () => {
+    await Promise.resolve();
+    if (thrown) return;
+    thrown = true;
+    throw new ExitNow("stop");
+  };
+  await assert.rejects(loop({ timeout: 1, count: 100 }), ExitNow);
+});
+
+Deno.test("a hook's rejected promise reaches handle_error(), never an unhandled rejection", async () => {
+  using rejections = watchRejections();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  client.handle_write = async () => {
+    await Promise.resolve();
+    throw new Error("async failure");
+  };
+  await loopUntil(() => client.calls.length > 0);
+  assert.deepEqual(client.calls, ["error: Error: async failure"]);
+  // handle_error() closed the channel, so the loop has nothing left.
+  await loop({ timeout: 1 });
+  assert.equal(socket_map.size, 0);
+  assert.deepEqual(rejections.reasons, []);
+});
+
+Deno.test("an error a handle_error() throws rejects loop()", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  client.handle_write = () => {
+    throw new Error("first");
+  };
+  client.handle_error = (error) => {
+    throw error;
+  };
+  await assert.rejects(loop({ timeout: 1 }), /first/);
+});
+
+Deno.test("poll(), poll2() and poll3() dispatch one pass", async () => {
+  assert.equal(poll3, poll2);
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  await poll(0);
+  await poll2(0);
+  await poll3(0, socket_map);
+  assert.deepEqual(client.calls, ["write", "write", "write"]);
+});
+
+Deno.test("loop() serves the map it is given, not socket_map", async () => {
+  const map: SocketMap = new Map();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const client = new Recorder(null, map);
+  client.create_socket();
+  client.connect(["127.0.0.1", listener.addr.port]);
+  assert.equal(socket_map.size, 0);
+  assert.equal(map.size, 1);
+  using _cleanup = closing(map);
+  const accepted = listener.accept();
+  await loopUntil(() => client.connected, { map });
+  using _peer = await accepted;
+});
+
+Deno.test("loop() rejects bad options", async (t) => {
+  const cases: [name: string, options: unknown, error: ErrorConstructor][] = [
+    ["options null", null, TypeError],
+    ["options a string", "fast", TypeError],
+    ["timeout a string", { timeout: "1" }, TypeError],
+    ["timeout NaN", { timeout: NaN }, TypeError],
+    ["timeout negative", { timeout: -1 }, RangeError],
+    ["count negative", { count: -1 }, RangeError],
+    ["count fractional", { count: 1.5 }, RangeError],
+    ["count a string", { count: "2" }, TypeError],
+    ["map an object", { map: {} }, TypeError],
+    ["signal an object", { signal: {} }, TypeError],
+  ];
+  for (const [name, options, error] of cases) {
+    await t.step(`${name} → ${error.name}`, async () => {
+      await assert.rejects(
+        loop(options as Parameters<typeof loop>[0]),
+        (e: unknown) => e instanceof error && /^Cannot /.test(e.message),
+      );
+    });
+  }
+});
+
+Deno.test("poll() and poll2() reject a bad timeout or map", async () => {
+  for (const pass of [poll, poll2]) {
+    await assert.rejects(pass(-1), RangeError);
+    await assert.rejects(pass("0" as unknown as number), TypeError);
+    await assert.rejects(pass(0, {} as SocketMap), TypeError);
+  }
+});
+
+Deno.test("close_all() forgets an ExitNow that lands after loop() stopped", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  // Every write event starts a hook that fails later: the first failure
+  // ends the loop, the others land after it.
+  const hooks: Promise<void>[] = [];
+  client.handle_write = () => {
+    const hook = new Promise<void>((_, reject) =>
+      setTimeout(() => reject(new ExitNow("late")), 5)
+    );
+    hooks.push(hook);
+    return hook;
+  };
+  await assert.rejects(loop({ timeout: 1 }), ExitNow);
+  await Promise.allSettled(hooks);
+  assert.ok(hooks.length > 1);
+  close_all();
+  const [next, second] = await connectedRecorder(listener);
+  using _second = second;
+  next.wantWrite = true;
+  await loop({ count: 2, timeout: 0 });
+  assert.deepEqual(next.calls, ["write", "write"]);
+});
