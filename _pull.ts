@@ -39,7 +39,14 @@ export class Pull {
   /** Reads one chunk. */
   start(): void {
     this.pending = true;
-    this.#read().then(
+    let read: Promise<IteratorResult<Uint8Array | string>>;
+    try {
+      read = this.#read();
+    } catch (error) {
+      // A locked stream or a broken iterable: report it like a failed read.
+      read = Promise.reject(error);
+    }
+    read.then(
       (result) => {
         this.pending = false;
         if (this.#cancelled) return;

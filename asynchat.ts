@@ -9,19 +9,16 @@
  * import { AsyncChat } from "@asyncore/asyncore/asynchat";
  *
  * class LineClient extends AsyncChat {
- *   #line: Uint8Array[] = [];
  *   lines: string[] = [];
  *   constructor() {
  *     super();
  *     this.set_terminator("\r\n");
  *   }
  *   override collect_incoming_data(data: Uint8Array): void {
- *     this.#line.push(data.slice());
+ *     this._collect_incoming_data(data);
  *   }
  *   override found_terminator(): void {
- *     const text = this.#line.map((b) => new TextDecoder().decode(b)).join("");
- *     this.lines.push(text);
- *     this.#line = [];
+ *     this.lines.push(new TextDecoder().decode(this._get_data()));
  *   }
  * }
  * ```
@@ -83,10 +80,15 @@ function isThenable(value: unknown): value is PromiseLike<void> {
     typeof (value as PromiseLike<void>).then === "function";
 }
 
-// The longest proper prefix of `needle` that `haystack` ends with.
-function prefixAtEnd(haystack: Uint8Array, needle: Uint8Array): number {
+// The longest proper prefix of `needle` that `haystack` (from `from` on)
+// ends with.
+function prefixAtEnd(
+  haystack: Uint8Array,
+  needle: Uint8Array,
+  from: number,
+): number {
   const end = haystack.length;
-  let size = Math.min(needle.length - 1, end);
+  let size = Math.min(needle.length - 1, end - from);
   for (; size > 0; size--) {
     let i = 0;
     const offset = end - size;
@@ -190,11 +192,6 @@ export class AsyncChat extends Dispatcher {
    */
   encoding = "latin-1";
   /**
-   * Input received but not yet handed to `collect_incoming_data()`: between
-   * reads, at most the start of a terminator that may be completed later.
-   */
-  ac_in_buffer: Uint8Array = EMPTY;
-  /**
    * Chunks gathered by {@linkcode AsyncChat._collect_incoming_data}, joined
    * and cleared by {@linkcode AsyncChat._get_data}.
    */
@@ -213,6 +210,25 @@ export class AsyncChat extends Dispatcher {
   #head = 0;
   // True while an async found_terminator() runs: reading pauses.
   #paused = false;
+  // Input not yet handed over: `#in` from `#at` on. An offset instead of a
+  // new view per record keeps splitting many short records cheap.
+  #in: Uint8Array = EMPTY;
+  #at = 0;
+
+  /**
+   * Input received but not yet handed to `collect_incoming_data()`: between
+   * reads, at most the start of a terminator that may be completed later.
+   *
+   * @returns The unprocessed input.
+   */
+  get ac_in_buffer(): Uint8Array {
+    return this.#at === 0 ? this.#in : this.#in.subarray(this.#at);
+  }
+
+  set ac_in_buffer(data: Uint8Array) {
+    this.#in = data;
+    this.#at = 0;
+  }
 
   /**
    * Receives the data of the current record, in pieces. Override it; the
@@ -369,68 +385,79 @@ export class AsyncChat extends Dispatcher {
       return this.#split();
     }
     const window = concat2(head, data.subarray(0, reach));
-    const at = indexOfBytes(window, term);
-    if (at === -1) {
+    const found = indexOfBytes(window, term, 0);
+    this.ac_in_buffer = data;
+    if (found === -1) {
       // No terminator starts inside `head`: it is ordinary data.
-      this.ac_in_buffer = data;
       this.collect_incoming_data(head);
       return this.#split();
     }
-    this.ac_in_buffer = data.subarray(at + term.length - head.length);
-    if (at > 0) this.collect_incoming_data(window.subarray(0, at));
+    this.#at = found + term.length - head.length;
+    if (found > 0) this.collect_incoming_data(window.subarray(0, found));
     const result = this.found_terminator();
     if (isThenable(result)) return this.#pause(result);
     return this.#split();
   }
 
-  // Python's handle_read loop over ac_in_buffer, on views instead of copies.
+  // Python's handle_read loop. The state is updated before each hook runs,
+  // so a hook sees the input that is left and may replace it
+  // (discard_buffers()) or change the terminator.
   #split(): HookResult {
-    for (let buffer = this.ac_in_buffer; buffer.length > 0;) {
-      const size = buffer.length;
+    while (true) {
+      const buffer = this.#in;
+      const at = this.#at;
+      const size = buffer.length - at;
+      if (size <= 0) {
+        // Let go of the read buffer.
+        this.#in = EMPTY;
+        this.#at = 0;
+        return;
+      }
       const term = this.get_terminator();
-      if (
-        term === null || term === 0 ||
-        (term as { length?: number }).length === 0
-      ) {
+      if (term === null || term === 0 || (term as Uint8Array).length === 0) {
         // No terminator (Python's `not terminator`): everything is data.
-        this.collect_incoming_data(buffer);
-        this.ac_in_buffer = EMPTY;
+        this.#in = EMPTY;
+        this.#at = 0;
+        this.collect_incoming_data(at === 0 ? buffer : buffer.subarray(at));
       } else if (typeof term === "number") {
         if (size < term) {
-          this.collect_incoming_data(buffer);
-          this.ac_in_buffer = EMPTY;
+          this.#in = EMPTY;
+          this.#at = 0;
           this.terminator = term - size;
+          this.collect_incoming_data(at === 0 ? buffer : buffer.subarray(at));
         } else {
-          this.collect_incoming_data(buffer.subarray(0, term));
-          this.ac_in_buffer = buffer.subarray(term);
+          this.#at = at + term;
           this.terminator = 0;
+          this.collect_incoming_data(buffer.subarray(at, at + term));
           const result = this.found_terminator();
           if (isThenable(result)) return this.#pause(result);
         }
       } else {
-        const at = indexOfBytes(buffer, term);
-        if (at !== -1) {
+        const found = indexOfBytes(buffer, term, at);
+        if (found !== -1) {
+          this.#at = found + term.length;
           // An empty record's data is not reported (as in Python).
-          if (at > 0) this.collect_incoming_data(buffer.subarray(0, at));
-          this.ac_in_buffer = buffer.subarray(at + term.length);
+          if (found > at) {
+            this.collect_incoming_data(buffer.subarray(at, found));
+          }
           const result = this.found_terminator();
           if (isThenable(result)) return this.#pause(result);
         } else {
-          const kept = prefixAtEnd(buffer, term);
-          if (kept === 0) {
-            this.collect_incoming_data(buffer);
-            this.ac_in_buffer = EMPTY;
-          } else {
-            if (kept !== size) {
-              this.collect_incoming_data(buffer.subarray(0, size - kept));
-            }
-            // A copy: a view would pin the whole read buffer.
-            this.ac_in_buffer = buffer.slice(size - kept);
-            return;
+          const cut = buffer.length - prefixAtEnd(buffer, term, at);
+          // Keep a copy of the partial terminator: a view would pin the
+          // whole read buffer.
+          this.#in = cut === buffer.length ? EMPTY : buffer.slice(cut);
+          this.#at = 0;
+          if (cut > at) {
+            this.collect_incoming_data(
+              at === 0 && cut === buffer.length
+                ? buffer
+                : buffer.subarray(at, cut),
+            );
           }
+          if (cut < buffer.length) return;
         }
       }
-      buffer = this.ac_in_buffer;
     }
   }
 
@@ -865,7 +892,7 @@ export function find_prefix_at_end(
   needle: Uint8Array | string,
 ): number {
   if (haystack instanceof Uint8Array && needle instanceof Uint8Array) {
-    return prefixAtEnd(haystack, needle);
+    return prefixAtEnd(haystack, needle, 0);
   }
   if (typeof haystack === "string" && typeof needle === "string") {
     for (let size = needle.length - 1; size > 0; size--) {

@@ -916,3 +916,127 @@ Deno.test("AsyncChat rejects what is not a producer", async (t) => {
     assert.throws(() => chat.set_terminator("\n"), RangeError);
   });
 });
+
+Deno.test("AsyncChat splits random input exactly as Python's algorithm does", () => {
+  // Python's handle_read loop, transliterated naively over strings.
+  function reference(chunks: string[], terms: (string | number)[]) {
+    const records: string[] = [];
+    let input = "";
+    let current = "";
+    let index = 0;
+    let term = terms[0]!;
+    for (const chunk of chunks) {
+      input += chunk;
+      while (input) {
+        if (term === 0 || term === "") {
+          current += input;
+          input = "";
+        } else if (typeof term === "number") {
+          if (input.length < term) {
+            current += input;
+            term -= input.length;
+            input = "";
+          } else {
+            current += input.slice(0, term);
+            input = input.slice(term);
+            records.push(current);
+            current = "";
+            term = terms[++index % terms.length]!;
+          }
+        } else {
+          const at = input.indexOf(term);
+          if (at !== -1) {
+            current += input.slice(0, at);
+            input = input.slice(at + term.length);
+            records.push(current);
+            current = "";
+            term = terms[++index % terms.length]!;
+          } else {
+            const kept = find_prefix_at_end(input, term);
+            if (kept) {
+              current += input.slice(0, input.length - kept);
+              input = input.slice(input.length - kept);
+              break;
+            }
+            current += input;
+            input = "";
+          }
+        }
+      }
+    }
+    return { records, pending: current + input };
+  }
+
+  class Replay extends AsyncChat {
+    chunks: Uint8Array[] = [];
+    records: string[] = [];
+    current = "";
+    index = 0;
+    constructor(readonly terms: (string | number)[]) {
+      super();
+      this.set_terminator(terms[0]!);
+    }
+    override recv(): Uint8Array {
+      return this.chunks.shift()!;
+    }
+    override collect_incoming_data(data: Uint8Array): void {
+      this.current += text(data);
+    }
+    override found_terminator(): void {
+      this.records.push(this.current);
+      this.current = "";
+      this.set_terminator(this.terms[++this.index % this.terms.length]!);
+    }
+  }
+
+  // xorshift32: deterministic, so a failure can be replayed.
+  let seed = 2463534242;
+  function random(n: number): number {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  }
+  const choices = ["\n", "\r\n", "aab", "\r\n.\r\n", "abab", 1, 3, 7];
+  for (let run = 0; run < 500; run++) {
+    const terms = Array.from(
+      { length: 1 + random(4) },
+      () => choices[random(choices.length)]!,
+    );
+    // Letters, CR, LF and dots, with whole terminators mixed in often.
+    const pieces = [
+      "a",
+      "b",
+      "\r",
+      "\n",
+      ".",
+      "\r\n",
+      "aab",
+      "\r\n.\r\n",
+      "abab",
+    ];
+    const message = Array.from(
+      { length: random(120) },
+      () => pieces[random(pieces.length)],
+    ).join("");
+    const chunks: string[] = [];
+    for (let i = 0; i < message.length;) {
+      const size = 1 + random(12);
+      chunks.push(message.slice(i, i + size));
+      i += size;
+    }
+    const chat = new Replay(terms);
+    for (const chunk of chunks) {
+      chat.chunks.push(bytes(chunk));
+      chat.handle_read();
+    }
+    const expected = reference(chunks, terms);
+    const context = JSON.stringify({ terms, chunks });
+    assert.deepEqual(chat.records, expected.records, context);
+    assert.equal(
+      chat.current + text(chat.ac_in_buffer),
+      expected.pending,
+      context,
+    );
+  }
+});
