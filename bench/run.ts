@@ -1,0 +1,837 @@
+/**
+ * The echo benchmark suite: the project's `examples/echo_server.ts` against
+ * an idiomatic raw Deno echo server (`bench/raw_deno_echo.ts`), measured in
+ * the same run by a C epoll load generator (`bench/loadgen.c`, built with
+ * `cc` on first use). Linux only (epoll, `/proc`).
+ *
+ *     deno task bench [--quick] [--runs N] [--dur SECS] [--scenarios a,b]
+ *                     [--servers a,b] [--anchors]
+ *
+ * Every (server, scenario) pair gets a fresh server process pinned to one core
+ * (`taskset`), the load generator runs on another, and the table shows the
+ * median over the runs with ratios to raw Deno. Run `--help` for every option.
+ *
+ * @module
+ */
+
+const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
+const LOADGEN_SRC = `${ROOT}bench/loadgen.c`;
+const LOADGEN = `${ROOT}bench/loadgen/loadgen`;
+const BASE = "raw_deno";
+
+interface Options {
+  runs: number;
+  dur: number;
+  warm: number;
+  hold: number;
+  idleConns: number;
+  churnConns: number;
+  scenarios: string[];
+  servers: string[];
+  serverCpu: number;
+  clientCpu: number;
+  maxNoise: number;
+  retries: number;
+  out: string;
+}
+
+interface Scenario {
+  title(o: Options): string;
+  args(o: Options): string[];
+  /** Needs one descriptor per connection in the server. */
+  manyFiles?: boolean;
+}
+
+const SCENARIOS: Record<string, Scenario> = {
+  pp1: {
+    title: () => "ping-pong, 1 connection, 64 B messages",
+    args: (o) => pingpong(1, o),
+  },
+  pp100: {
+    title: () => "ping-pong, 100 connections",
+    args: (o) => pingpong(100, o),
+  },
+  pp1000: {
+    title: () => "ping-pong, 1000 connections",
+    args: (o) => pingpong(1000, o),
+  },
+  bulk: {
+    title: () => "1 connection streaming 64 KiB writes, MiB/s echoed",
+    args: (o) => ["-m", "bulk", "-c", "1", "-s", "65536", ...timing(o)],
+  },
+  idle: {
+    title: (o) =>
+      `${o.idleConns} connections after one 32 B echo each: server RSS growth per connection`,
+    args: (o) => ["-m", "idle", "-c", `${o.idleConns}`, "-s", "32", ...hold(o)],
+    manyFiles: true,
+  },
+  churn: {
+    title: (o) =>
+      `${o.churnConns} concurrent cycles of connect, one 64 B echo, close`,
+    args: (
+      o,
+    ) => ["-m", "churn", "-c", `${o.churnConns}`, "-s", "64", ...timing(o)],
+  },
+};
+
+function timing(o: Options): string[] {
+  return ["-d", `${o.dur}`, "-w", `${o.warm}`];
+}
+
+function hold(o: Options): string[] {
+  return ["-t", `${o.hold}`];
+}
+
+function pingpong(conns: number, o: Options): string[] {
+  return ["-m", "pingpong", "-c", `${conns}`, "-s", "64", ...timing(o)];
+}
+
+interface ServerSpec {
+  label: string;
+  argv: string[];
+  /** A command whose success means the server can run here. */
+  probe?: string[];
+}
+
+const SERVERS: Record<string, ServerSpec> = {
+  asyncore: {
+    label: "asyncore",
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+  },
+  raw_deno: {
+    label: "raw Deno",
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/raw_deno_echo.ts`, "0"],
+  },
+  py_asyncore: {
+    label: "Python asyncore",
+    argv: ["python3", `${ROOT}bench/servers/py_asyncore_echo.py`, "0"],
+    probe: ["python3", "-W", "ignore", "-c", "import asyncore"],
+  },
+  node_net: {
+    label: "Node net",
+    argv: ["node", `${ROOT}bench/servers/node_net_echo.mjs`, "0"],
+    probe: ["node", "--version"],
+  },
+};
+const ANCHORS = ["py_asyncore", "node_net"];
+
+const USAGE = `usage: deno task bench [options]
+
+  --quick            about a minute: 1 run, 2 s per scenario (env QUICK=1)
+  --runs N           repetitions of the whole matrix (env RUNS, default 3)
+  --dur SECS         timed seconds per scenario (env DUR, default 5)
+  --warm SECS        warm-up seconds before timing (env WARM, default 1)
+  --hold SECS        seconds the idle connections are held (env HOLD, default 3)
+  --idle-conns N     connections in the idle scenario (env IDLE_CONNS, 10000)
+  --churn-conns N    concurrent cycles in the churn scenario (env CHURN_CONNS, 64)
+  --scenarios LIST   comma separated, from ${Object.keys(SCENARIOS).join(",")}
+                     (env SCENARIOS, default all)
+  --servers LIST     comma separated, from ${Object.keys(SERVERS).join(",")}
+                     (env SERVERS, default asyncore,raw_deno)
+  --anchors          add python3 asyncore and node net when present (env ANCHORS=1)
+  --server-cpu N     core the server is pinned to (env SERVER_CPU, default 0)
+  --client-cpu N     core the load generator is pinned to (env CLIENT_CPU, default 1)
+  --max-noise PCT    measure again when other programs used more than PCT% of a
+                     cpu meanwhile (env MAX_NOISE, default 10)
+  --retries N        how many times at most (env RETRIES, default 2)
+  --out DIR          where raw results go (env OUT,
+                     default $TMPDIR/asyncore-bench/<timestamp>)
+`;
+
+function parseOptions(args: string[]): Options {
+  const env = (name: string): string | undefined => Deno.env.get(name);
+  const flags = new Map<string, string>();
+  const known = [
+    "quick",
+    "anchors",
+    "runs",
+    "dur",
+    "warm",
+    "hold",
+    "idle-conns",
+    "churn-conns",
+    "scenarios",
+    "servers",
+    "server-cpu",
+    "client-cpu",
+    "max-noise",
+    "retries",
+    "out",
+  ];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--help" || arg === "-h") {
+      console.log(USAGE);
+      Deno.exit(0);
+    }
+    if (!arg.startsWith("--")) usageError(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.includes(name)) usageError(`unknown option "--${name}"`);
+    if (name === "quick" || name === "anchors") {
+      flags.set(name, "1");
+    } else if (eq >= 0) {
+      flags.set(name, arg.slice(eq + 1));
+    } else if (i + 1 < args.length) {
+      flags.set(name, args[++i]!);
+    } else {
+      usageError(`"--${name}" needs a value`);
+    }
+  }
+  const get = (name: string): string | undefined =>
+    flags.get(name) ?? env(name.toUpperCase().replace("-", "_"));
+  const quick = get("quick") === "1";
+  const anchors = get("anchors") === "1";
+  const num = (name: string, fallback: number, min: number): number => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!Number.isFinite(value) || value < min) {
+      usageError(`"--${name}" must be a number >= ${min}, got "${raw}"`);
+    }
+    return value;
+  };
+  const list = (name: string, all: string[], fallback: string[]): string[] => {
+    const raw = get(name);
+    if (raw === undefined) return fallback;
+    const items = raw.split(/[\s,]+/).filter((s) => s !== "");
+    for (const item of items) {
+      if (!all.includes(item)) {
+        usageError(`"--${name}": unknown "${item}" (one of ${all.join(", ")})`);
+      }
+    }
+    return items;
+  };
+  const servers = list("servers", Object.keys(SERVERS), [
+    "asyncore",
+    BASE,
+    ...(anchors ? ANCHORS : []),
+  ]);
+  const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
+  return {
+    runs: Math.floor(num("runs", quick ? 1 : 3, 1)),
+    dur: num("dur", quick ? 2 : 5, 0.1),
+    warm: num("warm", quick ? 0.5 : 1, 0),
+    hold: num("hold", quick ? 2 : 3, 1),
+    idleConns: Math.floor(num("idle-conns", 10_000, 1)),
+    churnConns: Math.floor(num("churn-conns", 64, 1)),
+    scenarios: list(
+      "scenarios",
+      Object.keys(SCENARIOS),
+      Object.keys(SCENARIOS),
+    ),
+    servers,
+    serverCpu: Math.floor(num("server-cpu", 0, 0)),
+    clientCpu: Math.floor(num("client-cpu", 1, 0)),
+    maxNoise: num("max-noise", 10, 0),
+    retries: Math.floor(num("retries", 2, 0)),
+    out: get("out") ??
+      `${env("TMPDIR") ?? "/tmp"}/asyncore-bench/${stamp}`,
+  };
+}
+
+function usageError(message: string): never {
+  console.error(`bench: ${message}\n\n${USAGE}`);
+  Deno.exit(2);
+}
+
+/** Runs `argv` to completion; `null` when the program does not exist. */
+async function run(
+  argv: string[],
+  options: { timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string } | null> {
+  const abort = new AbortController();
+  const timer = options.timeoutMs === undefined
+    ? undefined
+    : setTimeout(() => abort.abort(), options.timeoutMs);
+  try {
+    const out = await new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: abort.signal,
+    }).output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function mtime(path: string): Promise<number | null> {
+  try {
+    return (await Deno.stat(path)).mtime?.getTime() ?? 0;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+async function buildLoadgen(): Promise<void> {
+  const built = await mtime(LOADGEN);
+  const source = await mtime(LOADGEN_SRC);
+  if (source === null) {
+    throw new Error(`Cannot build: ${LOADGEN_SRC} is missing`);
+  }
+  if (built !== null && built >= source) return;
+  await Deno.mkdir(`${ROOT}bench/loadgen`, { recursive: true });
+  console.log(`building ${LOADGEN} with cc -O2`);
+  const result = await run(["cc", "-O2", "-Wall", "-o", LOADGEN, LOADGEN_SRC]);
+  if (result === null) {
+    throw new Error(
+      "Cannot build the load generator: no C compiler (`cc`) on PATH; install gcc or clang",
+    );
+  }
+  if (result.code !== 0) {
+    throw new Error(`Cannot build the load generator:\n${result.stderr}`);
+  }
+}
+
+/** `taskset -c CPU` when pinning works here, else nothing. */
+async function pinning(o: Options): Promise<[string[], string[]]> {
+  const cpus = navigator.hardwareConcurrency;
+  if (cpus < 2 || o.serverCpu >= cpus || o.clientCpu >= cpus) {
+    console.log(`not pinning: ${cpus} cpu(s)`);
+    return [[], []];
+  }
+  const probe = await run(["taskset", "-c", `${o.serverCpu}`, "true"]);
+  if (probe === null || probe.code !== 0) {
+    console.log("not pinning: taskset is missing or not permitted");
+    return [[], []];
+  }
+  return [
+    ["taskset", "-c", `${o.serverCpu}`],
+    ["taskset", "-c", `${o.clientCpu}`],
+  ];
+}
+
+// Raises the soft descriptor limit (and the hard one where permitted) before
+// exec'ing the server: Deno and Node raise their own, Python does not.
+function withFileLimit(argv: string[], need: number): string[] {
+  const script = `need=${need}
+hard=$(ulimit -Hn)
+if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
+  ulimit -Hn "$need" 2>/dev/null || echo "warning: RLIMIT_NOFILE hard limit $hard < $need" >&2
+fi
+soft=$(ulimit -Hn)
+[ "$soft" = unlimited ] && soft=$need
+ulimit -Sn "$soft"
+exec "$@"`;
+  return ["bash", "-c", script, "bench-server", ...argv];
+}
+
+interface Server {
+  child: Deno.ChildProcess;
+  port: number;
+  pumps: Promise<void>[];
+  log: Deno.FsFile;
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    offset += await file.write(data.subarray(offset));
+  }
+}
+
+async function pump(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  log: Deno.FsFile,
+): Promise<void> {
+  while (true) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    await writeAll(log, value);
+  }
+}
+
+const LISTENING = /listening on (\S+):(\d+)/;
+
+async function startServer(
+  argv: string[],
+  logPath: string,
+  timeoutMs = 60_000,
+): Promise<Server> {
+  const log = await Deno.open(logPath, {
+    write: true,
+    create: true,
+    truncate: true,
+  });
+  const child = new Deno.Command(argv[0]!, {
+    args: argv.slice(1),
+    cwd: ROOT,
+    // No background update check (a DNS lookup and a download attempt)
+    // inside the measurement.
+    env: { DENO_NO_UPDATE_CHECK: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const pumps = [pump(child.stderr.getReader(), log)];
+  const reader = child.stdout.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  const exited = child.status.then(() => "exited" as const);
+  try {
+    while (true) {
+      const next = await Promise.race([reader.read(), expired, exited]);
+      if (next === "timeout" || next === "exited" || next.done) {
+        throw new Error(
+          `Cannot start ${argv.join(" ")}: ${
+            next === "timeout" ? 'no "listening on" line' : "it exited"
+          } (log: ${logPath})`,
+        );
+      }
+      await writeAll(log, next.value);
+      text += decoder.decode(next.value, { stream: true });
+      const match = LISTENING.exec(text);
+      if (match) {
+        pumps.push(pump(reader, log));
+        return { child, port: Number(match[2]), pumps, log };
+      }
+    }
+  } catch (error) {
+    await stopServer({ child, port: 0, pumps, log }, reader);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function stopServer(
+  server: Server,
+  reader?: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<void> {
+  const { child } = server;
+  const kill = (signal: Deno.Signal): void => {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
+  kill("SIGTERM");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => {
+    timer = setTimeout(() => resolve("late"), 5_000);
+  });
+  if (await Promise.race([child.status, late]) === "late") kill("SIGKILL");
+  clearTimeout(timer);
+  await child.status;
+  if (reader) await reader.cancel().catch(() => {});
+  await Promise.allSettled(server.pumps);
+  server.log.close();
+}
+
+type Result = Record<string, string>;
+
+interface Measurement {
+  run: number;
+  server: string;
+  scenario: string;
+  result: Result | null;
+  error?: string;
+}
+
+function parseResult(text: string): Result | null {
+  const line = text.split("\n").filter((l) => l.startsWith("RESULT ")).at(-1);
+  if (line === undefined) return null;
+  const result: Result = {};
+  for (const pair of line.slice(7).trim().split(/\s+/)) {
+    const eq = pair.indexOf("=");
+    if (eq > 0) result[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return result;
+}
+
+async function measure(
+  o: Options,
+  pins: [string[], string[]],
+  runNumber: number,
+  name: string,
+  scenarioName: string,
+  attempt: number,
+): Promise<Measurement> {
+  const scenario = SCENARIOS[scenarioName]!;
+  const tag = `run${runNumber}.${name}.${scenarioName}${
+    attempt > 1 ? `.try${attempt}` : ""
+  }`;
+  let argv = SERVERS[name]!.argv;
+  if (scenario.manyFiles) argv = withFileLimit(argv, o.idleConns + 256);
+  argv = [...pins[0], ...argv];
+  let server: Server;
+  try {
+    server = await startServer(argv, `${o.out}/logs/${tag}.server.log`);
+  } catch (error) {
+    return {
+      run: runNumber,
+      server: name,
+      scenario: scenarioName,
+      result: null,
+      error: error instanceof Error ? error.message : String(error),
+    };
+  }
+  const args = [
+    ...scenario.args(o),
+    "-h",
+    "127.0.0.1",
+    "-p",
+    `${server.port}`,
+    "-P",
+    `${server.child.pid}`,
+  ];
+  const timeoutMs = (o.dur + o.warm + o.hold + 200) * 1000;
+  const out = await run([...pins[1], LOADGEN, ...args], { timeoutMs });
+  await stopServer(server);
+  const text = out === null ? "" : out.stdout + out.stderr;
+  await Deno.writeTextFile(`${o.out}/logs/${tag}.loadgen.log`, text);
+  const result = parseResult(text);
+  return {
+    run: runNumber,
+    server: name,
+    scenario: scenarioName,
+    result,
+    ...(result === null
+      ? { error: "the load generator printed no RESULT" }
+      : {}),
+  };
+}
+
+// ---------------------------------------------------------------- the table
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[mid]!
+    : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+interface Metric {
+  label: string;
+  digits: number;
+  value(r: Result): number | null;
+}
+
+function field(key: string): (r: Result) => number | null {
+  return (r) => {
+    const value = Number(r[key]);
+    return r[key] === undefined || !Number.isFinite(value) ? null : value;
+  };
+}
+
+function fairness(r: Result): number | null {
+  const min = Number(r.conn_msgs_min);
+  const med = Number(r.conn_msgs_med);
+  if (med > 0) return min / med;
+  // Most connections got no reply at all in the timed window.
+  return Number(r.msgs_per_s) > 0 ? 0 : null;
+}
+
+function cpuPerMessage(r: Result): number | null {
+  const cpu = Number(r.srv_cpu_pct);
+  const rate = Number(r.msgs_per_s);
+  return cpu >= 0 && rate > 0 ? cpu / 100 / rate * 1e6 : null;
+}
+
+const PINGPONG: Metric[] = [
+  { label: "msgs/s", digits: 0, value: field("msgs_per_s") },
+  { label: "p50 µs", digits: 0, value: field("p50_us") },
+  { label: "p99 µs", digits: 0, value: field("p99_us") },
+  { label: "server CPU µs/msg", digits: 1, value: cpuPerMessage },
+];
+
+const METRICS: Record<string, Metric[]> = {
+  pp1: PINGPONG,
+  pp100: [...PINGPONG, { label: "fairness", digits: 2, value: fairness }],
+  pp1000: [...PINGPONG, { label: "fairness", digits: 2, value: fairness }],
+  bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }],
+  idle: [
+    { label: "KiB/conn", digits: 1, value: field("kb_per_conn") },
+    { label: "setup s", digits: 2, value: field("setup_s") },
+  ],
+  churn: [
+    { label: "conn/s", digits: 0, value: field("conns_per_s") },
+    { label: "p99 µs", digits: 0, value: field("p99_us") },
+  ],
+};
+
+/** CPU% that other programs used while `record` was measured. */
+function noiseOf(record: Measurement): number {
+  return Number(record.result?.noise_cpu_pct ?? 0);
+}
+
+/** Why a run does not count, or `null` when it does. */
+function failure(record: Measurement, o: Options): string | null {
+  const r = record.result;
+  if (r === null) return record.error ?? "no result";
+  if (r.error) return r.error;
+  if (r.srv_alive === "0") return "server died";
+  if (Number(r.mismatch) > 0) return "echo mismatch";
+  if (record.scenario === "idle" && Number(r.established) < o.idleConns) {
+    return `only ${r.established} of ${o.idleConns} connections`;
+  }
+  return null;
+}
+
+function format(value: number | null, digits: number): string {
+  if (value === null) return "-";
+  return value.toLocaleString("en-US", {
+    minimumFractionDigits: digits,
+    maximumFractionDigits: digits,
+  });
+}
+
+function table(records: Measurement[], o: Options): string {
+  const servers = o.servers;
+  const head = ["scenario", "metric", ...servers.map((s) => SERVERS[s]!.label)];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
+  ];
+  const notes: string[] = [];
+  for (const scenario of o.scenarios) {
+    const ok = new Map<string, Result[]>();
+    for (const server of servers) {
+      const mine = records.filter((r) =>
+        r.server === server && r.scenario === scenario
+      );
+      const good: Result[] = [];
+      for (const record of mine) {
+        const why = failure(record, o);
+        if (why === null) good.push(record.result!);
+        else notes.push(`${server} ${scenario} run ${record.run}: ${why}`);
+        const noise = noiseOf(record);
+        if (noise > o.maxNoise) {
+          notes.push(
+            `${server} ${scenario} run ${record.run}: other programs used ${noise}% cpu meanwhile`,
+          );
+        }
+      }
+      ok.set(server, good);
+      const errors = good.reduce(
+        (sum, r) =>
+          sum + Number(r.conn_errors ?? 0) + Number(r.run_errors ?? 0),
+        0,
+      );
+      if (errors > 0) {
+        notes.push(
+          `${server} ${scenario}: ${errors} connection errors over ${good.length} runs`,
+        );
+      }
+    }
+    for (const metric of METRICS[scenario]!) {
+      const medians = new Map<string, number | null>();
+      for (const server of servers) {
+        const values = ok.get(server)!.map(metric.value).filter((
+          v,
+        ): v is number => v !== null);
+        medians.set(server, median(values));
+      }
+      const base = medians.get(BASE) ?? null;
+      const cells = servers.map((server) => {
+        const value = medians.get(server) ?? null;
+        const text = format(value, metric.digits);
+        if (server === BASE || base === null || value === null || base === 0) {
+          return text;
+        }
+        return `${text} (${(value / base).toFixed(2)}×)`;
+      });
+      lines.push(`| ${scenario} | ${metric.label} | ${cells.join(" | ")} |`);
+    }
+  }
+  lines.push("");
+  for (const scenario of o.scenarios) {
+    lines.push(`- ${scenario}: ${SCENARIOS[scenario]!.title(o)}`);
+  }
+  const text = lines.join("\n");
+  return notes.length === 0
+    ? text
+    : `${text}\n\nNot counted or with errors:\n${
+      notes.map((n) => `- ${n}`).join("\n")
+    }`;
+}
+
+// ---------------------------------------------------------------- main
+
+async function machine(): Promise<string> {
+  let cpu = "unknown cpu";
+  try {
+    const info = await Deno.readTextFile("/proc/cpuinfo");
+    cpu = /model name\s*:\s*(.+)/.exec(info)?.[1] ?? cpu;
+  } catch {
+    // not Linux: main() refuses to run anyway
+  }
+  const memory = Deno.systemMemoryInfo().total / 2 ** 30;
+  return `${cpu}, ${navigator.hardwareConcurrency} cpus, ${
+    memory.toFixed(0)
+  } GiB, Linux ${Deno.osRelease()}, Deno ${Deno.version.deno}`;
+}
+
+/** Measures again while other programs used the cpus meanwhile. */
+async function measureQuietly(
+  o: Options,
+  pins: [string[], string[]],
+  runNumber: number,
+  server: string,
+  scenario: string,
+): Promise<Measurement> {
+  let record = await measure(o, pins, runNumber, server, scenario, 1);
+  for (let attempt = 2; attempt <= o.retries + 1; attempt++) {
+    const noise = noiseOf(record);
+    if (noise <= o.maxNoise) break;
+    console.log(
+      `${label(record, o)} other programs used ${noise}% cpu: measuring again`,
+    );
+    record = await measure(o, pins, runNumber, server, scenario, attempt);
+  }
+  return record;
+}
+
+function label(record: Measurement, o: Options): string {
+  return `run ${record.run}/${o.runs} ${record.scenario.padEnd(6)} ${
+    record.server.padEnd(11)
+  }`;
+}
+
+function summary(record: Measurement): string {
+  const r = record.result;
+  if (r === null) return `FAILED: ${record.error}`;
+  return Object.entries(r)
+    .filter(([key]) => SHOWN.has(key))
+    .map(([key, value]) => `${key}=${value}`)
+    .join(" ");
+}
+
+// One line per measurement, `run=N server=S scenario=X RESULT key=value ...`,
+// easy to grep and to tabulate again.
+function resultLine(record: Measurement): string {
+  const r = record.result;
+  const fields = r === null
+    ? `error=${(record.error ?? "failed").replace(/\s+/g, "_")}`
+    : Object.entries(r).map(([key, value]) => `${key}=${value}`).join(" ");
+  return `run=${record.run} server=${record.server} scenario=${record.scenario} RESULT ${fields}`;
+}
+
+/** Busy% of all cpus over one second, from `/proc/stat`. */
+async function cpuBusy(): Promise<number> {
+  const sample = async (): Promise<[busy: number, total: number]> => {
+    const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!;
+    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = ticks.reduce((a, b) => a + b, 0);
+    // idle and iowait are the 4th and 5th fields
+    return [total - ticks[3]! - ticks[4]!, total];
+  };
+  const [busy0, total0] = await sample();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const [busy1, total1] = await sample();
+  return total1 > total0 ? 100 * (busy1 - busy0) / (total1 - total0) : 0;
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(Deno.args);
+  if (Deno.build.os !== "linux") {
+    throw new Error(
+      `Cannot benchmark: the load generator needs Linux, not "${Deno.build.os}"`,
+    );
+  }
+  await buildLoadgen();
+  for (const name of o.servers) {
+    const probe = SERVERS[name]!.probe;
+    if (probe === undefined) continue;
+    const ok = await run(probe);
+    if (ok === null || ok.code !== 0) {
+      console.log(`skipping ${name}: \`${probe.join(" ")}\` failed`);
+      o.servers = o.servers.filter((s) => s !== name);
+    }
+  }
+  const pins = await pinning(o);
+  await Deno.mkdir(`${o.out}/logs`, { recursive: true });
+  const about = await machine();
+  const busy = await cpuBusy();
+  const header = [
+    `# ${new Date().toISOString()} ${about}; cpu busy before start ${
+      busy.toFixed(0)
+    }%`,
+    `# runs=${o.runs} dur=${o.dur} warm=${o.warm} hold=${o.hold} idle_conns=${o.idleConns} churn_conns=${o.churnConns}`,
+    `# pinning: server ${pins[0].join(" ") || "none"}, client ${
+      pins[1].join(" ") || "none"
+    }`,
+    ...o.servers.map((s) => `# server ${s}: ${SERVERS[s]!.argv.join(" ")}`),
+  ].join("\n");
+  console.log(header.replaceAll("# ", ""));
+  if (busy > 10) {
+    console.log(
+      "warning: other programs are running; they may skew the numbers",
+    );
+  }
+  const resultsPath = `${o.out}/results.txt`;
+  await Deno.writeTextFile(resultsPath, `${header}\n`);
+  const records: Measurement[] = [];
+  for (let i = 1; i <= o.runs; i++) {
+    // Servers alternate within each scenario so drift hits them alike.
+    for (const scenario of o.scenarios) {
+      for (const server of o.servers) {
+        const record = await measureQuietly(o, pins, i, server, scenario);
+        records.push(record);
+        console.log(`${label(record, o)} ${summary(record)}`);
+        await Deno.writeTextFile(resultsPath, `${resultLine(record)}\n`, {
+          append: true,
+        });
+      }
+    }
+  }
+  await Deno.writeTextFile(
+    `${o.out}/results.json`,
+    JSON.stringify(records, null, 1),
+  );
+  const markdown = [
+    `Medians of ${o.runs} run(s), ${o.dur} s timed each; ratio = server / raw Deno in the same run`,
+    `(higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s).`,
+    `Machine: ${about}.`,
+    "",
+    table(records, o),
+  ].join("\n");
+  await Deno.writeTextFile(`${o.out}/table.md`, `${markdown}\n`);
+  console.log(`\n${markdown}\n\nraw results: ${resultsPath}`);
+}
+
+const SHOWN = new Set([
+  "msgs_per_s",
+  "p50_us",
+  "p99_us",
+  "mib_per_s",
+  "kb_per_conn",
+  "established",
+  "setup_s",
+  "conns_per_s",
+  "srv_cpu_pct",
+  "conn_errors",
+  "run_errors",
+  "mismatch",
+  "conn_msgs_min",
+  "conn_msgs_med",
+  "noise_cpu_pct",
+]);
+
+if (import.meta.main) {
+  try {
+    await main();
+  } catch (error) {
+    console.error(`bench: ${error instanceof Error ? error.message : error}`);
+    Deno.exit(1);
+  }
+}
