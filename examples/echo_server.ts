@@ -1,0 +1,60 @@
+/**
+ * An echo server: Python's asyncore documentation example, ported line by
+ * line onto `DispatcherWithSend`.
+ *
+ *     deno run -A examples/echo_server.ts [PORT] [HOST]
+ *
+ * PORT defaults to 8007 (0 picks a free port), HOST to 127.0.0.1. Prints
+ * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
+ * and exits.
+ *
+ * @module
+ */
+
+import {
+  close_all,
+  Dispatcher,
+  DispatcherWithSend,
+  loop,
+} from "@asyncore/asyncore";
+
+class EchoHandler extends DispatcherWithSend {
+  override handle_read(): void {
+    const data = this.recv(8192);
+    if (data.length > 0) this.send(data);
+  }
+
+  // A client that vanished is an ordinary event for a server: close quietly.
+  override handle_close(): void {
+    this.close();
+  }
+}
+
+class EchoServer extends Dispatcher {
+  constructor(host: string, port: number) {
+    super();
+    this.create_socket();
+    this.set_reuse_addr();
+    this.bind([host, port]);
+    this.listen(1024);
+  }
+
+  override handle_accepted(sock: Deno.Conn): void {
+    new EchoHandler(sock);
+  }
+}
+
+if (import.meta.main) {
+  const port = Number(Deno.args[0] ?? 8007);
+  const host = Deno.args[1] ?? "127.0.0.1";
+  const server = new EchoServer(host, port);
+  const [boundHost, boundPort] = server.getsockname() as [string, number];
+  console.log(`listening on ${boundHost}:${boundPort}`);
+  const stop = new AbortController();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.abort());
+  }
+  await loop({ signal: stop.signal });
+  close_all();
+  Deno.exit(0);
+}

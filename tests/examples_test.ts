@@ -1,0 +1,280 @@
+// The examples, each run as a separate process the way a user runs it, against
+// real peers: Python's http.server, a raw Deno client, each other.
+
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function example(name: string): string {
+  return new URL(`examples/${name}`, ROOT).href;
+}
+
+async function hasPython(): Promise<boolean> {
+  try {
+    const { success } = await new Deno.Command("python3", {
+      args: ["--version"],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+const noPython = !(await hasPython());
+
+interface Result {
+  code: number;
+  stdout: Uint8Array;
+  stderr: string;
+}
+
+/** Runs `deno run -A <example> ...args` to completion, feeding `input`. */
+async function runExample(
+  name: string,
+  args: string[],
+  input: Uint8Array | null = null,
+): Promise<Result> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", example(name), ...args],
+    cwd: ROOT,
+    stdin: input === null ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (input !== null) {
+    const writer = child.stdin.getWriter();
+    await writer.write(input);
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
+  return { code, stdout, stderr: decoder.decode(stderr) };
+}
+
+/**
+ * A long-running child that prints its port on its first line of output.
+ * Disposing of it sends SIGTERM and waits for the exit.
+ */
+class Server implements AsyncDisposable {
+  readonly port: number;
+  readonly #child: Deno.ChildProcess;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #status: Promise<Deno.CommandStatus> | null = null;
+
+  constructor(
+    child: Deno.ChildProcess,
+    reader: ReadableStreamDefaultReader<Uint8Array>,
+    port: number,
+  ) {
+    this.#child = child;
+    this.#reader = reader;
+    this.port = port;
+  }
+
+  static async start(command: string, args: string[]): Promise<Server> {
+    const child = new Deno.Command(command, {
+      args,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = child.stdout.getReader();
+    let first = "";
+    while (!first.includes("\n")) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      first += decoder.decode(value, { stream: true });
+    }
+    const port = Number(/(\d+)\s*$/.exec(first.split("\n")[0]!)?.[1]);
+    const server = new Server(child, reader, port);
+    if (!(port > 0)) {
+      await server.stop();
+      throw new Error(`Cannot start server: its first line was "${first}"`);
+    }
+    return server;
+  }
+
+  /** Sends `signal` once and waits for the exit; drains stdout. */
+  stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+    this.#status ??= (async () => {
+      try {
+        this.#child.kill(signal);
+      } catch {
+        // it already exited
+      }
+      while (!(await this.#reader.read()).done);
+      return await this.#child.status;
+    })();
+    return this.#status;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+// Python's documented file server, on a free loopback port.
+const PYTHON_SERVER = `
+import functools, http.server, sys
+handler = functools.partial(
+    http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+`;
+
+function splitResponse(response: Uint8Array): [head: string, body: Uint8Array] {
+  for (let i = 0; i + 3 < response.length; i++) {
+    if (
+      response[i] === 13 && response[i + 1] === 10 &&
+      response[i + 2] === 13 && response[i + 3] === 10
+    ) {
+      return [
+        decoder.decode(response.subarray(0, i)),
+        response.subarray(i + 4),
+      ];
+    }
+  }
+  throw new Error("Cannot split response: no blank line after the headers");
+}
+
+Deno.test({
+  name:
+    "http_client.ts writes python http.server's responses to stdout byte for byte",
+  ignore: noPython,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "asyncore-examples-" });
+    try {
+      const page = encoder.encode("<h1>It's not dead, it's resting</h1>\n");
+      await Deno.writeFile(`${dir}/index.html`, page);
+      const big = new Uint8Array(5 * 1024 * 1024);
+      for (let i = 0; i < big.length; i += 65536) {
+        crypto.getRandomValues(big.subarray(i, i + 65536));
+      }
+      await Deno.writeFile(`${dir}/big.bin`, big);
+      await using server = await Server.start("python3", [
+        "-c",
+        PYTHON_SERVER,
+        dir,
+      ]);
+      const base = `http://127.0.0.1:${server.port}`;
+
+      await t.step("an HTML page", async () => {
+        const { code, stdout, stderr } = await runExample("http_client.ts", [
+          `${base}/`,
+        ]);
+        assert.equal(code, 0, stderr);
+        const [head, body] = splitResponse(stdout);
+        assert.match(head, /^HTTP\/1\.0 200 OK\r\n/);
+        assert.match(
+          head,
+          new RegExp(`^Content-Length: ${page.length}\r?$`, "m"),
+        );
+        assert.deepEqual(body, page);
+      });
+
+      await t.step("a 5 MiB random file", async () => {
+        const { code, stdout, stderr } = await runExample("http_client.ts", [
+          `${base}/big.bin`,
+        ]);
+        assert.equal(code, 0, stderr);
+        const [head, body] = splitResponse(stdout);
+        assert.match(head, /^HTTP\/1\.0 200 OK\r\n/);
+        assert.equal(body.length, big.length);
+        assert.ok(body.every((byte, i) => byte === big[i]), "body differs");
+      });
+
+      await t.step("a missing file's 404 page", async () => {
+        const { code, stdout } = await runExample("http_client.ts", [
+          `${base}/missing`,
+        ]);
+        assert.equal(code, 0);
+        assert.match(splitResponse(stdout)[0], /^HTTP\/1\.0 404 /);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("http_client.ts rejects a bad or https URL with exit code 2", async (t) => {
+  for (const url of ["not a url", "https://127.0.0.1:1/", "ftp://x/"]) {
+    await t.step(url, async () => {
+      const { code, stdout, stderr } = await runExample("http_client.ts", [
+        url,
+      ]);
+      assert.equal(code, 2);
+      assert.equal(stdout.length, 0);
+      assert.match(stderr, /^http_client: Cannot fetch: /);
+    });
+  }
+});
+
+Deno.test("http_client.ts exits with 1 when the connection is refused", async () => {
+  // A port that was free a moment ago and has nobody listening now.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  const { code, stdout, stderr } = await runExample("http_client.ts", [
+    `http://127.0.0.1:${port}/`,
+  ]);
+  assert.equal(code, 1);
+  assert.equal(stdout.length, 0);
+  assert.match(stderr, /^http_client: cannot connect to 127\.0\.0\.1:\d+: /);
+});
+
+Deno.test("echo_server.ts echoes a raw client and exits with 0 on SIGTERM", async () => {
+  await using server = await Server.start(Deno.execPath(), [
+    "run",
+    "-A",
+    example("echo_server.ts"),
+    "0",
+  ]);
+  const message = encoder.encode("The plumage don't enter into it.\n");
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await conn.write(message);
+    const reply = new Uint8Array(message.length);
+    let got = 0;
+    while (got < reply.length) {
+      const n = await conn.read(reply.subarray(got));
+      if (n === null) break;
+      got += n;
+    }
+    assert.deepEqual(reply, message);
+  } finally {
+    conn.close();
+  }
+  const status = await server.stop("SIGTERM");
+  assert.equal(status.code, 0);
+  assert.equal(status.signal, null);
+});
+
+Deno.test("echo_client.ts sends stdin's lines to echo_server.ts and prints the replies", async () => {
+  await using server = await Server.start(Deno.execPath(), [
+    "run",
+    "-A",
+    example("echo_server.ts"),
+    "0",
+  ]);
+  const lines = Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join("");
+  const { code, stdout, stderr } = await runExample(
+    "echo_client.ts",
+    [String(server.port), "127.0.0.1"],
+    encoder.encode(lines),
+  );
+  assert.equal(code, 0, stderr);
+  assert.equal(decoder.decode(stdout), lines);
+});
+
+Deno.test("demo.ts serves a generated page to http_client.ts and exits with 0", async () => {
+  const { code, stdout, stderr } = await runExample("demo.ts", []);
+  assert.equal(code, 0, stderr);
+  const text = decoder.decode(stdout);
+  assert.match(text, /HTTP\/1\.0 200 OK\r\n/);
+  assert.match(text, /<h1>Hello from asyncore for Deno<\/h1>/);
+  assert.match(text, /demo: done/);
+});
