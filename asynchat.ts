@@ -65,14 +65,18 @@ export type ProducerSource = Producer | AsyncSource | Uint8Array | string;
  */
 export type ProducerFifoEntry = Uint8Array | Producer | AsyncSource | null;
 
-type Entry = Uint8Array | Producer | Pull | null;
-
 const EMPTY = new Uint8Array(0);
+
+function ignore(): void {}
 
 function describe(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "object") return value.constructor?.name ?? "object";
   return typeof value;
+}
+
+function isProducer(entry: object): entry is Producer {
+  return typeof (entry as Producer).more === "function";
 }
 
 function isThenable(value: unknown): value is PromiseLike<void> {
@@ -203,11 +207,13 @@ export class AsyncChat extends Dispatcher {
    * @default {null}
    */
   terminator: Terminator = null;
-  // The producer fifo: `#front` holds bytes a producer handed over (Python's
-  // appendleft), then `#queue` from `#head` on.
+  // The producer fifo is `#queue` from `#head` on (shifting a big array is
+  // O(n) in V8). `#front` holds the chunk the head producer handed over
+  // (Python's appendleft); `#pull` reads the head async producer.
   #front: Uint8Array | null = null;
-  #queue: Entry[] = [];
+  #queue: ProducerFifoEntry[] = [];
   #head = 0;
+  #pull: Pull | null = null;
   // True while an async found_terminator() runs: reading pauses.
   #paused = false;
   // Input not yet handed over: `#in` from `#at` on. An offset instead of a
@@ -572,26 +578,19 @@ export class AsyncChat extends Dispatcher {
     if (typeof producer === "string") {
       return this.push(this.#toBytes(producer, "push with producer"));
     }
-    let entry: Entry;
-    if (typeof (producer as Producer)?.more === "function") {
-      entry = producer as Producer;
-    } else if (
-      producer instanceof ReadableStream ||
-      typeof (producer as AsyncIterable<unknown>)?.[Symbol.asyncIterator] ===
-        "function"
+    if (
+      producer === null || typeof producer !== "object" ||
+      !(isProducer(producer) || producer instanceof ReadableStream ||
+        typeof (producer as AsyncIterable<unknown>)[Symbol.asyncIterator] ===
+          "function")
     ) {
-      entry = new Pull(
-        producer as AsyncSource,
-        (pull, chunk) => this.#landed(pull, chunk),
-      );
-    } else {
       throw new TypeError(
         `Cannot push with producer: producer must have a more() method, be an async iterable or a ReadableStream, got ${
           describe(producer)
         }`,
       );
     }
-    this.#queue.push(entry);
+    this.#queue.push(producer);
     this.#drain(false);
   }
 
@@ -613,9 +612,8 @@ export class AsyncChat extends Dispatcher {
    */
   override writable(): boolean {
     if (!this.connected || this.#front !== null) return true;
-    const first = this.#queue[this.#head];
-    if (first === undefined) return false;
-    return !(first instanceof Pull && first.pending);
+    if (this.#head === this.#queue.length) return false;
+    return this.#pull === null || !this.#pull.pending;
   }
 
   /**
@@ -675,19 +673,24 @@ export class AsyncChat extends Dispatcher {
           return;
         }
         this.#shift();
-      } else if (first instanceof Pull) {
-        if (first.pending) return;
-        if (!first.done) {
-          first.start();
-          return;
-        }
-        if (first.failed && !atHook) return;
-        this.#shift();
-        if (first.failed) throw first.error;
-      } else {
+      } else if (isProducer(first)) {
         const chunk = this.#toBytes(first.more(), "send");
         if (chunk.length === 0) this.#shift();
         else this.#front = chunk;
+      } else {
+        const pull = this.#pull ??= new Pull(
+          first,
+          (pull, chunk) => this.#landed(pull, chunk),
+        );
+        if (pull.pending) return;
+        if (!pull.done) {
+          pull.start();
+          return;
+        }
+        if (pull.failed && !atHook) return;
+        this.#pull = null;
+        this.#shift();
+        if (pull.failed) throw pull.error;
       }
     }
   }
@@ -748,19 +751,20 @@ export class AsyncChat extends Dispatcher {
   }
 
   /**
-   * A snapshot of what is queued to send, head first: bytes, producers, and
-   * `null` for a {@linkcode AsyncChat.close_when_done} mark.
+   * What is queued to send, head first: bytes, producers, and `null` for a
+   * {@linkcode AsyncChat.close_when_done} mark (Python's deque). A producer
+   * stays at the head until it is exhausted; the chunk it handed over last
+   * is not listed. The array is live but only valid until the next send:
+   * read the property again rather than keeping it, and do not modify it.
    *
    * @returns The queued entries.
    */
-  get producer_fifo(): ProducerFifoEntry[] {
-    const entries: ProducerFifoEntry[] = [];
-    if (this.#front !== null) entries.push(this.#front);
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const entry = this.#queue[i]!;
-      entries.push(entry instanceof Pull ? entry.source : entry);
+  get producer_fifo(): readonly ProducerFifoEntry[] {
+    if (this.#head > 0) {
+      this.#queue.splice(0, this.#head);
+      this.#head = 0;
     }
-    return entries;
+    return this.#queue;
   }
 
   /**
@@ -781,10 +785,11 @@ export class AsyncChat extends Dispatcher {
   discard_buffers(): void {
     this.ac_in_buffer = EMPTY;
     this.incoming.length = 0;
-    this.#cancelPulls();
+    this.#cancelSources();
     this.#front = null;
-    this.#queue = [];
+    this.#queue.length = 0;
     this.#head = 0;
+    this.#pull = null;
   }
 
   /**
@@ -793,13 +798,21 @@ export class AsyncChat extends Dispatcher {
    */
   override close(): void {
     super.close();
-    this.#cancelPulls();
+    this.#cancelSources();
   }
 
-  #cancelPulls(): void {
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const entry = this.#queue[i];
-      if (entry instanceof Pull) entry.cancel();
+  // Cancels every async producer still queued, started or not.
+  #cancelSources(): void {
+    const pull = this.#pull;
+    pull?.cancel();
+    const queue = this.#queue;
+    for (let i = this.#head + (pull === null ? 0 : 1); i < queue.length; i++) {
+      const entry = queue[i]!;
+      if (
+        entry !== null && !(entry instanceof Uint8Array) && !isProducer(entry)
+      ) {
+        new Pull(entry, ignore).cancel();
+      }
     }
   }
 }

@@ -745,13 +745,13 @@ Deno.test("AsyncChat.discard_buffers() and close() cancel async producers", asyn
     chat.ac_in_buffer = bytes("\r");
     chat.incoming.push(bytes("x"));
     chat.push(bytes("queued"));
-    chat.push_with_producer(
-      new ReadableStream({
-        cancel() {
-          cancelled = true;
-        },
-      }),
-    );
+    const stream = new ReadableStream({
+      cancel() {
+        cancelled = true;
+      },
+    });
+    chat.push_with_producer(stream);
+    assert.equal(chat.producer_fifo[1], stream, "the fifo lists the stream");
     chat.discard_buffers();
     assert.equal(chat.ac_in_buffer.length, 0);
     assert.deepEqual(chat.incoming, []);
@@ -760,7 +760,7 @@ Deno.test("AsyncChat.discard_buffers() and close() cancel async producers", asyn
     assert.equal(chat.writable(), true, "not connected: writable");
   });
   await t.step(
-    "close() cancels a producer waiting for its next chunk",
+    "close() cancels a producer waiting for its next chunk and those behind it",
     async () => {
       let pulls = 0;
       let cancelled = false;
@@ -776,10 +776,19 @@ Deno.test("AsyncChat.discard_buffers() and close() cancel async producers", asyn
           },
         }, { highWaterMark: 0 }),
       );
+      let laterCancelled = false;
+      chat.push_with_producer(
+        new ReadableStream({
+          cancel() {
+            laterCancelled = true;
+          },
+        }),
+      );
       await runUntil(() => pulls > 0, "the producer is pulled");
       assert.equal(chat.writable(), false, "waiting for a chunk");
       close_all();
       assert.ok(cancelled);
+      assert.ok(laterCancelled, "a producer not started yet is cancelled too");
       peer.close();
     },
   );
