@@ -1,0 +1,189 @@
+/**
+ * {@linkcode SMTPServer}: Python 3.11's `smtpd.SMTPServer`, a listening
+ * {@linkcode Dispatcher} that starts an {@linkcode SMTPChannel} per client and
+ * hands every message to {@linkcode SMTPServer.process_message}.
+ *
+ * @module
+ */
+
+import {
+  type Address,
+  Dispatcher,
+  familyOf,
+  type HookResult,
+  type SocketMap,
+} from "@asyncore/asyncore";
+import {
+  DATA_SIZE_DEFAULT,
+  SMTPChannel,
+  type SMTPChannelOptions,
+} from "./channel.ts";
+import { checkSMTPOptions } from "./_options.ts";
+
+/**
+ * A message as `process_message()` gets it: bytes, or a string when the
+ * server was made with `decode_data`.
+ */
+export type MessageData = Uint8Array | string;
+
+/**
+ * What `process_message()` gets besides the envelope (Python's `**kwargs`):
+ * the upper-cased parameters of MAIL and of the last RCPT. Empty when the
+ * server was made with `decode_data`, as in Python.
+ */
+export interface ProcessMessageOptions {
+  /** The MAIL parameters, e.g. `["BODY=8BITMIME", "SIZE=1024"]`. */
+  mail_options?: string[];
+  /** The parameters of the last RCPT command. */
+  rcpt_options?: string[];
+}
+
+/**
+ * What `process_message()` returns: nothing (or `null`, `""`) for
+ * `250 OK`, or the reply line to send, e.g. `"550 No such user"`; or a
+ * promise of either.
+ */
+export type ProcessMessageResult =
+  | string
+  | null
+  | undefined
+  | void
+  | PromiseLike<string | null | undefined | void>;
+
+/** Options of {@linkcode SMTPServer}: what it passes to each channel. */
+export type SMTPServerOptions = SMTPChannelOptions;
+
+/** A channel class an {@linkcode SMTPServer} can start for each client. */
+export type SMTPChannelClass = new (
+  server: SMTPServer,
+  conn: Deno.Conn,
+  options?: SMTPChannelOptions,
+) => SMTPChannel;
+
+/**
+ * Python 3.11's `smtpd.SMTPServer`: listens on `localaddr`, speaks SMTP to
+ * every client through {@linkcode SMTPServer.channel_class}, and calls
+ * {@linkcode SMTPServer.process_message} with each message received.
+ * Subclass it and override `process_message()`; run it with `loop()`.
+ *
+ * Python's constructor also takes the `remoteaddr` of its relaying
+ * `PureProxy`; there is no proxy here, so there is no such argument.
+ *
+ * @example Collect messages in memory
+ * ```ts
+ * import { close_all, loop } from "@asyncore/asyncore";
+ * import { type MessageData, SMTPServer } from "./mod.ts";
+ *
+ * class Inbox extends SMTPServer {
+ *   messages: [string, string[], MessageData][] = [];
+ *   override process_message(
+ *     _peer: unknown,
+ *     mailfrom: string,
+ *     rcpttos: string[],
+ *     data: MessageData,
+ *   ): void {
+ *     this.messages.push([mailfrom, rcpttos, data]);
+ *   }
+ * }
+ *
+ * const server = new Inbox(["127.0.0.1", 0]);
+ * const [, port] = server.getsockname() as [string, number];
+ * const stop = new AbortController();
+ * const running = loop({ signal: stop.signal });
+ * // ... clients deliver mail to 127.0.0.1:port ...
+ * stop.abort();
+ * await running;
+ * close_all();
+ * ```
+ */
+export class SMTPServer extends Dispatcher {
+  /**
+   * The class each accepted connection is wrapped in; set a subclass of
+   * {@linkcode SMTPChannel} to add commands.
+   *
+   * @default {SMTPChannel}
+   */
+  channel_class: SMTPChannelClass = SMTPChannel;
+  /** The largest message accepted, in bytes; `0` or `null`: no limit. */
+  data_size_limit: number | null;
+  /** Whether SMTPUTF8 is offered. */
+  enable_SMTPUTF8: boolean;
+  /** Whether messages are handed over as strings (Python's `_decode_data`). */
+  readonly decode_data: boolean;
+  #map: SocketMap | null;
+
+  /**
+   * Binds `localaddr` (port 0 picks a free port) and listens.
+   *
+   * @param localaddr `[host, port]`, or a Unix socket path.
+   * @param options Size limit, map, SMTPUTF8 and decode_data.
+   * @throws {TypeError} If an option has the wrong type, or `decode_data`
+   * and `enable_SMTPUTF8` are both set.
+   * @throws {RangeError} If `data_size_limit` is not a non-negative integer.
+   * @throws {Deno.errors.AddrInUse} If the address is taken (and Deno's
+   * other bind errors).
+   */
+  constructor(localaddr: Address, options: SMTPServerOptions = {}) {
+    checkSMTPOptions(options, "create SMTPServer");
+    super(null, options.map ?? null);
+    this.#map = options.map ?? null;
+    this.data_size_limit = options.data_size_limit === undefined
+      ? DATA_SIZE_DEFAULT
+      : options.data_size_limit;
+    this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
+    this.decode_data = options.decode_data ?? false;
+    try {
+      this.create_socket(familyOf(localaddr));
+      this.set_reuse_addr();
+      this.bind(localaddr);
+      this.listen(5);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /**
+   * Starts a {@linkcode SMTPServer.channel_class} for the new client.
+   *
+   * @param conn The accepted connection.
+   * @param _addr The client's address.
+   */
+  override handle_accepted(conn: Deno.Conn, _addr: Address): HookResult {
+    new this.channel_class(this, conn, {
+      data_size_limit: this.data_size_limit,
+      map: this.#map,
+      enable_SMTPUTF8: this.enable_SMTPUTF8,
+      decode_data: this.decode_data,
+    });
+  }
+
+  /**
+   * Called with every message received; override it. Return nothing for
+   * `250 OK`, or the reply to send instead; a promise of either holds the
+   * session (and its input) until it settles. A throw or rejection reaches
+   * the channel's `handle_error()`, which by default logs it and closes the
+   * connection without a reply, as in Python.
+   *
+   * @param peer The client's address.
+   * @param mailfrom The sender given with MAIL (`"<>"` for the null sender).
+   * @param rcpttos The recipients given with RCPT.
+   * @param data The message after dot-unstuffing, its lines joined by LF
+   * without a final line break, as Python hands it over.
+   * @param options The MAIL and RCPT parameters.
+   * @returns The reply, or nothing for `250 OK`.
+   * @throws {Error} Always, unless overridden.
+   */
+  process_message(
+    peer: Address,
+    mailfrom: string,
+    rcpttos: string[],
+    data: MessageData,
+    options: ProcessMessageOptions,
+  ): ProcessMessageResult;
+  process_message(): ProcessMessageResult {
+    throw new Error(
+      "Cannot process message: process_message() must be overridden in a subclass",
+    );
+  }
+}

@@ -1,0 +1,1867 @@
+// The SMTP server example (examples/smtpd/ and examples/smtpd.ts): the
+// channel's command handling through real sockets in-process, a session for
+// session comparison with Python 3.11's own smtpd, and the command-line server
+// run as a subprocess and driven by clients nobody here wrote (Python's
+// smtplib, swaks).
+
+import assert from "node:assert/strict";
+import { type Address, close_all, loop, socket_map } from "@asyncore/asyncore";
+import {
+  DebuggingServer,
+  type MessageData,
+  type ProcessMessageOptions,
+  type ProcessMessageResult,
+  SMTPChannel,
+  SMTPServer,
+} from "../examples/smtpd/mod.ts";
+import { parseAddress } from "../examples/smtpd/_address.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const SCRIPT = new URL("../examples/smtpd.ts", import.meta.url).pathname;
+
+function run(command: string, args: string[]): boolean {
+  try {
+    return new Deno.Command(command, {
+      args,
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+// Python 3.12 dropped smtpd; smtplib is everywhere.
+const HAS_SMTPLIB = run("python3", ["-c", "import smtplib"]);
+const HAS_SMTPD = run("python3", [
+  "-W",
+  "ignore",
+  "-c",
+  "import asyncore, smtpd",
+]);
+const HAS_SWAKS = run("swaks", ["--version"]);
+
+function join(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** A bare SMTP client on a Deno socket: sends bytes, reads replies. */
+class RawClient {
+  #conn: Deno.Conn;
+  #buffer: Uint8Array = new Uint8Array(0);
+  #chunk = new Uint8Array(65536);
+
+  private constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  async write(data: string | Uint8Array): Promise<void> {
+    let bytes = typeof data === "string" ? encoder.encode(data) : data;
+    while (bytes.length > 0) {
+      bytes = bytes.subarray(await this.#conn.write(bytes));
+    }
+  }
+
+  /** The next line without its CRLF, or `null` at EOF. */
+  async line(): Promise<string | null> {
+    for (;;) {
+      const at = this.#buffer.indexOf(10);
+      if (at >= 0) {
+        const line = this.#buffer.subarray(0, at);
+        this.#buffer = this.#buffer.slice(at + 1);
+        return decoder.decode(line).replace(/\r$/, "");
+      }
+      const n = await this.#conn.read(this.#chunk);
+      if (n === null) return null;
+      this.#buffer = join([this.#buffer, this.#chunk.subarray(0, n)]);
+    }
+  }
+
+  /** The lines of one reply (a multi-line reply ends at "NNN text"). */
+  async reply(): Promise<string[]> {
+    const lines: string[] = [];
+    for (;;) {
+      const line = await this.line();
+      if (line === null) {
+        throw new Error(`connection closed after ${JSON.stringify(lines)}`);
+      }
+      lines.push(line);
+      if (line[3] !== "-") return lines;
+    }
+  }
+
+  async command(line: string | Uint8Array): Promise<string[]> {
+    await this.write(
+      typeof line === "string"
+        ? `${line}\r\n`
+        : join([line, encoder.encode("\r\n")]),
+    );
+    return await this.reply();
+  }
+
+  /** Whether the server closed the connection (EOF with nothing left). */
+  async atEof(): Promise<boolean> {
+    return (await this.line()) === null;
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+}
+
+interface Received {
+  peer: Address;
+  mailfrom: string;
+  rcpttos: string[];
+  data: MessageData;
+  options: ProcessMessageOptions;
+}
+
+/** Records every message; `respond` picks the reply. */
+class Recorder extends SMTPServer {
+  received: Received[] = [];
+  respond: (message: Received) => ProcessMessageResult = () => undefined;
+
+  override process_message(
+    peer: Address,
+    mailfrom: string,
+    rcpttos: string[],
+    data: MessageData,
+    options: ProcessMessageOptions,
+  ): ProcessMessageResult {
+    const message = { peer, mailfrom, rcpttos, data, options };
+    this.received.push(message);
+    return this.respond(message);
+  }
+}
+
+function portOf(server: SMTPServer): number {
+  return (server.getsockname() as [string, number])[1];
+}
+
+/** Runs the loop while `body` talks to `server`, then closes everything. */
+async function serving<T>(
+  server: SMTPServer,
+  body: (port: number) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  const running = loop({ signal: stop.signal });
+  try {
+    return await body(portOf(server));
+  } finally {
+    stop.abort();
+    await running;
+    close_all();
+  }
+}
+
+/** Opens a session, checks the greeting, runs `lines` and returns replies. */
+async function converse(port: number, lines: string[]): Promise<string[][]> {
+  const client = await RawClient.open(port);
+  try {
+    const greeting = await client.reply();
+    assert.match(greeting[0]!, /^220 \S+ asyncore SMTP server version/);
+    const replies: string[][] = [];
+    for (const line of lines) replies.push(await client.command(line));
+    return replies;
+  } finally {
+    client.close();
+  }
+}
+
+type Options = ConstructorParameters<typeof SMTPServer>[1];
+
+// [what, server options, command lines, the last reply line expected]: the
+// cases of CPython's Lib/test/test_smtpd.py, through a real socket.
+const COMMAND_CASES: [string, Options, string[], string][] = [
+  ["an empty line is bad syntax", {}, [""], "500 Error: bad syntax"],
+  ["EHLO ends with HELP", {}, ["EHLO example"], "250 HELP"],
+  ["EHLO needs a name", {}, ["EHLO"], "501 Syntax: EHLO hostname"],
+  [
+    "EHLO twice",
+    {},
+    ["EHLO example", "EHLO example"],
+    "503 Duplicate HELO/EHLO",
+  ],
+  [
+    "HELO after EHLO",
+    {},
+    ["EHLO example", "HELO example"],
+    "503 Duplicate HELO/EHLO",
+  ],
+  [
+    "HELO twice",
+    {},
+    ["HELO example", "HELO example"],
+    "503 Duplicate HELO/EHLO",
+  ],
+  [
+    "EHLO after HELO",
+    {},
+    ["HELO example", "EHLO example"],
+    "503 Duplicate HELO/EHLO",
+  ],
+  ["HELO needs a name", {}, ["HELO"], "501 Syntax: HELO hostname"],
+  [
+    "HELP lists the commands",
+    {},
+    ["HELP"],
+    "250 Supported commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY",
+  ],
+  ["HELP MAIL", {}, ["HELP MAIL"], "250 Syntax: MAIL FROM: <address>"],
+  [
+    "HELP MAIL after EHLO",
+    {},
+    ["EHLO example", "HELP mail"],
+    "250 Syntax: MAIL FROM: <address> [SP <mail-parameters>]",
+  ],
+  [
+    "HELP for an unknown command",
+    {},
+    ["HELP SPAM"],
+    "501 Supported commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY",
+  ],
+  [
+    "MAIL parameters after HELO",
+    {},
+    ["HELO example", "MAIL from:<foo@example.com> SIZE=1234"],
+    "501 Syntax: MAIL FROM: <address>",
+  ],
+  ["space after the colon", {}, [
+    "HELO example",
+    "MAIL from:   <foo@example.com>",
+  ], "250 OK"],
+  [
+    "space after the colon with SIZE",
+    {},
+    ["EHLO example", "MAIL from:   <foo@example.com> size=20"],
+    "250 OK",
+  ],
+  ["NOOP", {}, ["NOOP"], "250 OK"],
+  ["NOOP after HELO", {}, ["HELO example", "NOOP"], "250 OK"],
+  ["NOOP takes no argument", {}, ["NOOP hi"], "501 Syntax: NOOP"],
+  ["QUIT", {}, ["QUIT"], "221 Bye"],
+  ["QUIT ignores its argument", {}, ["QUIT bye bye"], "221 Bye"],
+  [
+    "a command line over 512 bytes",
+    {},
+    ["HELO example", `MAIL from: ${"a".repeat(512)}@example`],
+    "500 Error: line too long",
+  ],
+  [
+    "a MAIL line at the limit EHLO raised by 26 for SIZE",
+    {},
+    ["EHLO example", `MAIL from:<${"a".repeat(512 + 26 - 20)}@example>`],
+    "250 OK",
+  ],
+  [
+    "a MAIL line one byte over that limit",
+    {},
+    ["EHLO example", `MAIL from:<${"a".repeat(512 + 26 - 19)}@example>`],
+    "500 Error: line too long",
+  ],
+  [
+    "a MAIL line at the limit raised by 36 with SMTPUTF8",
+    { enable_SMTPUTF8: true },
+    ["ehlo example", `MAIL from:<${"a".repeat(512 + 36 - 20)}@example>`],
+    "250 OK",
+  ],
+  [
+    "SMTPUTF8 when it is not offered",
+    {},
+    ["EHLO example", "MAIL from: <naive@example.com> BODY=8BITMIME SMTPUTF8"],
+    "555 MAIL FROM parameters not recognized or not implemented",
+  ],
+  [
+    "SMTPUTF8 when it is offered",
+    { enable_SMTPUTF8: true },
+    ["EHLO example", "MAIL from: <naïve@example.com> BODY=8BITMIME SMTPUTF8"],
+    "250 OK",
+  ],
+  [
+    "SMTPUTF8 with a value",
+    { enable_SMTPUTF8: true },
+    ["EHLO example", "MAIL from: <a@example.com> SMTPUTF8=yes"],
+    "501 Error: SMTPUTF8 takes no arguments",
+  ],
+  [
+    "MAIL SIZE",
+    {},
+    ["EHLO example", "MAIL FROM:<eggs@example> SIZE=512"],
+    "250 OK",
+  ],
+  [
+    "MAIL SIZE that is not a number",
+    {},
+    ["EHLO example", "MAIL FROM:<eggs@example> SIZE=invalid"],
+    "501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]",
+  ],
+  [
+    "MAIL SIZE over the limit",
+    { data_size_limit: 2048 },
+    ["EHLO example", "MAIL FROM:<eggs@example> SIZE=2096"],
+    "552 Error: message size exceeds fixed maximum message size",
+  ],
+  [
+    "an unknown MAIL parameter",
+    {},
+    ["EHLO example", "MAIL FROM:<eggs@example> ham=green"],
+    "555 MAIL FROM parameters not recognized or not implemented",
+  ],
+  [
+    "an unknown RCPT parameter",
+    {},
+    [
+      "EHLO example",
+      "MAIL FROM:<eggs@example>",
+      "RCPT TO:<eggs@example> ham=green",
+    ],
+    "555 RCPT TO parameters not recognized or not implemented",
+  ],
+  [
+    "BODY=9BIT",
+    {},
+    ["EHLO example", "MAIL from: <foo@example.com> BODY=9BIT"],
+    "501 Error: BODY can only be one of 7BIT, 8BITMIME",
+  ],
+  [
+    "BODY=8BITMIME",
+    {},
+    ["EHLO example", "MAIL from: <foo@example.com> BODY=8BITMIME"],
+    "250 OK",
+  ],
+  [
+    "BODY with decode_data, which offers no 8BITMIME",
+    { decode_data: true },
+    ["EHLO example", "MAIL from: <foo@example.com> BODY=8BITMIME"],
+    "555 MAIL FROM parameters not recognized or not implemented",
+  ],
+  [
+    "RCPT needs MAIL",
+    {},
+    ["HELO example", "RCPT to:spam@example"],
+    "503 Error: need MAIL command",
+  ],
+  [
+    "MAIL without a colon after HELO",
+    {},
+    ["HELO example", "MAIL from eggs@example"],
+    "501 Syntax: MAIL FROM: <address>",
+  ],
+  [
+    "MAIL without a colon after EHLO",
+    {},
+    ["EHLO example", "MAIL from eggs@example"],
+    "501 Syntax: MAIL FROM: <address> [SP <mail-parameters>]",
+  ],
+  [
+    "MAIL without an address",
+    {},
+    ["HELO example", "MAIL from:"],
+    "501 Syntax: MAIL FROM: <address>",
+  ],
+  [
+    "MAIL in angle brackets",
+    {},
+    ["HELO example", "MAIL from:<eggs@example>"],
+    "250 OK",
+  ],
+  ["the null sender", {}, ["EHLO example", "MAIL from:<>"], "250 OK"],
+  ["a quoted local part", {}, [
+    "EHLO example",
+    'MAIL from: <"Fred Blogs"@example.com>',
+  ], "250 OK"],
+  [
+    "a quoted local part without brackets",
+    {},
+    ["EHLO example", 'MAIL from: "Fred Blogs"@example.com SIZE=1000'],
+    "250 OK",
+  ],
+  [
+    "MAIL twice",
+    {},
+    ["HELO example", "MAIL from:eggs@example", "MAIL from:spam@example"],
+    "503 Error: nested MAIL command",
+  ],
+  [
+    "VRFY",
+    {},
+    ["VRFY eggs@example"],
+    "252 Cannot VRFY user, but will accept message and attempt delivery",
+  ],
+  ["VRFY needs an address", {}, ["VRFY"], "501 Syntax: VRFY <address>"],
+  ["EXPN", {}, ["EXPN"], "502 EXPN not implemented"],
+  [
+    "MAIL without HELO",
+    {},
+    ["MAIL from:<foo@example.com>"],
+    "503 Error: send HELO first",
+  ],
+  [
+    "RCPT without HELO",
+    {},
+    ["RCPT to eggs@example"],
+    "503 Error: send HELO first",
+  ],
+  ["DATA without HELO", {}, ["DATA spam"], "503 Error: send HELO first"],
+  [
+    "DATA needs RCPT",
+    {},
+    ["HELO example", "MAIL From:eggs@example", "DATA"],
+    "503 Error: need RCPT command",
+  ],
+  [
+    "RCPT without a colon after HELO",
+    {},
+    ["HELO example", "MAIL From: eggs@example", "RCPT to eggs@example"],
+    "501 Syntax: RCPT TO: <address>",
+  ],
+  [
+    "RCPT without a colon after EHLO",
+    {},
+    ["EHLO example", "MAIL From: eggs@example", "RCPT to eggs@example"],
+    "501 Syntax: RCPT TO: <address> [SP <mail-parameters>]",
+  ],
+  [
+    "lower-case rcpt to",
+    {},
+    ["HELO example", "MAIL From: eggs@example", "RCPT to: <eggs@example>"],
+    "250 OK",
+  ],
+  [
+    "DATA takes no argument",
+    {},
+    [
+      "HELO example",
+      "MAIL From:eggs@example",
+      "RCPT To:spam@example",
+      "DATA spam",
+    ],
+    "501 Syntax: DATA",
+  ],
+  [
+    "DATA",
+    {},
+    ["HELO example", "MAIL From:eggs@example", "RCPT To:spam@example", "DATA"],
+    "354 End data with <CR><LF>.<CR><LF>",
+  ],
+  ["RSET after HELO", {}, ["HELO example", "RSET"], "250 OK"],
+  ["RSET takes no argument", {}, ["RSET hi"], "501 Syntax: RSET"],
+  [
+    "an unknown command",
+    {},
+    ["UNKNOWN_CMD"],
+    '500 Error: command "UNKNOWN_CMD" not recognized',
+  ],
+];
+
+Deno.test("SMTPChannel answers each command with Python's smtpd reply", async (t) => {
+  for (const [what, options, lines, expected] of COMMAND_CASES) {
+    await t.step(what, async () => {
+      const server = new Recorder(["127.0.0.1", 0], options);
+      const replies = await serving(server, (port) => converse(port, lines));
+      assert.equal(replies.at(-1)!.at(-1), expected);
+    });
+  }
+});
+
+Deno.test("SMTPChannel lists SIZE, 8BITMIME and SMTPUTF8 in EHLO as configured", async (t) => {
+  const cases: [Options, string[]][] = [
+    [{}, ["SIZE 33554432", "8BITMIME", "HELP"]],
+    [{ data_size_limit: 0 }, ["8BITMIME", "HELP"]],
+    [{ data_size_limit: 1000, enable_SMTPUTF8: true }, [
+      "SIZE 1000",
+      "8BITMIME",
+      "SMTPUTF8",
+      "HELP",
+    ]],
+    [{ decode_data: true }, ["SIZE 33554432", "HELP"]],
+  ];
+  for (const [options, extensions] of cases) {
+    await t.step(JSON.stringify(options), async () => {
+      const server = new Recorder(["127.0.0.1", 0], options);
+      const [ehlo] = await serving(
+        server,
+        (port) => converse(port, ["EHLO me"]),
+      );
+      assert.deepEqual(ehlo!.slice(1).map((line) => line.slice(4)), extensions);
+      assert.ok(ehlo!.slice(0, -1).every((line) => line.startsWith("250-")));
+    });
+  }
+});
+
+Deno.test("SMTPChannel delivers a message with its envelope, unstuffed and joined by LF", async () => {
+  const server = new Recorder(["127.0.0.1", 0]);
+  const replies = await serving(server, (port) =>
+    converse(port, [
+      "EHLO example",
+      "MAIL FROM:<eggs@example> BODY=8BITMIME",
+      "RCPT To:spam@example",
+      "RCPT TO:<ham@example>",
+      "DATA",
+      "Subject: test\r\n\r\n..\r\n.leading\r\nmiddle . dot\r\ncaf\u00e9\r\n.",
+      "QUIT",
+    ]));
+  assert.deepEqual(replies.slice(1).map((r) => r.at(-1)), [
+    "250 OK",
+    "250 OK",
+    "250 OK",
+    "354 End data with <CR><LF>.<CR><LF>",
+    "250 OK",
+    "221 Bye",
+  ]);
+  assert.equal(server.received.length, 1);
+  const [message] = server.received;
+  assert.equal(message!.mailfrom, "eggs@example");
+  assert.deepEqual(message!.rcpttos, ["spam@example", "ham@example"]);
+  assert.deepEqual(message!.options, {
+    mail_options: ["BODY=8BITMIME"],
+    rcpt_options: [],
+  });
+  assert.deepEqual((message!.peer as [string, number])[0], "127.0.0.1");
+  assert.deepEqual(
+    message!.data,
+    encoder.encode("Subject: test\n\n.\nleading\nmiddle . dot\ncaf\u00e9"),
+  );
+});
+
+Deno.test("SMTPChannel hands a string to process_message() with decode_data", async () => {
+  const server = new Recorder(["127.0.0.1", 0], { decode_data: true });
+  await serving(server, (port) =>
+    converse(port, [
+      "HELO example",
+      "MAIL From:eggs@example",
+      "RCPT To:spam@example",
+      "DATA",
+      "utf8 enriched text: \u017c\u017a\u0107\r\nand some plain ascii\r\n.",
+    ]));
+  assert.equal(
+    server.received[0]!.data,
+    "utf8 enriched text: \u017c\u017a\u0107\nand some plain ascii",
+  );
+  assert.deepEqual(server.received[0]!.options, {});
+});
+
+Deno.test("SMTPChannel sends the reply process_message() returns", async () => {
+  const server = new Recorder(["127.0.0.1", 0]);
+  server.respond = () => "250 Okish";
+  const replies = await serving(
+    server,
+    (port) =>
+      converse(port, [
+        "HELO x",
+        "MAIL FROM:<a@b>",
+        "RCPT TO:<c@d>",
+        "DATA",
+        "return status\r\n.",
+      ]),
+  );
+  assert.deepEqual(replies.at(-1), ["250 Okish"]);
+});
+
+Deno.test("SMTPChannel counts the data size limit as Python does", async (t) => {
+  // 32 bytes: "data" + CRLF + 26 bytes; the final CRLF.CRLF does not count.
+  const exact = `data\r\n${"x".repeat(26)}`;
+  for (
+    const [what, body, reply] of [
+      ["a message of exactly the limit", exact, "250 OK"],
+      ["a message one byte over", `${exact}y`, "552 Error: Too much mail data"],
+      [
+        "a single long line",
+        "This message is longer than 32 bytes",
+        "552 Error: Too much mail data",
+      ],
+    ] as const
+  ) {
+    await t.step(what, async () => {
+      const server = new Recorder(["127.0.0.1", 0], { data_size_limit: 32 });
+      const replies = await serving(
+        server,
+        (port) =>
+          converse(port, [
+            "HELO x",
+            "MAIL FROM:<a@b>",
+            "RCPT TO:<c@d>",
+            "DATA",
+            `${body}\r\n.`,
+          ]),
+      );
+      assert.deepEqual(replies.at(-1), [reply]);
+      assert.equal(server.received.length, reply === "250 OK" ? 1 : 0);
+    });
+  }
+});
+
+Deno.test("SMTPChannel answers where Python's smtpd would hang up or stall", async (t) => {
+  const cases: [string, string[], string[]][] = [
+    // Python's channel stays in DATA after 552; this one takes commands again.
+    [
+      "a session goes on after 552",
+      [
+        "HELO x",
+        "MAIL FROM:<a@b>",
+        "RCPT TO:<c@d>",
+        "DATA",
+        `${"x".repeat(40)}\r\n.`,
+        "RSET",
+        "MAIL FROM:<e@f>",
+      ],
+      ["552 Error: Too much mail data", "250 OK", "250 OK"],
+    ],
+    // An address the email parser raises on.
+    ["an address that cannot be parsed", ["HELO x", "MAIL FROM:<a@>", "NOOP"], [
+      "501 Syntax: MAIL FROM: <address>",
+      "250 OK",
+    ]],
+    // Python cannot encode the echo in ASCII and drops the connection.
+    ["a non-ASCII unknown command", ["CAF\u00c9", "NOOP"], [
+      '500 Error: command "CAF?" not recognized',
+      "250 OK",
+    ]],
+    // Python's "\r\n.\r\n" terminator cannot see a "." right after DATA.
+    ["an empty message", [
+      "HELO x",
+      "MAIL FROM:<a@b>",
+      "RCPT TO:<c@d>",
+      "DATA",
+      ".",
+      "NOOP",
+    ], [
+      "354 End data with <CR><LF>.<CR><LF>",
+      "250 OK",
+      "250 OK",
+    ]],
+  ];
+  for (const [what, lines, expected] of cases) {
+    await t.step(what, async () => {
+      const server = new Recorder(["127.0.0.1", 0], { data_size_limit: 32 });
+      const replies = await serving(server, (port) => converse(port, lines));
+      assert.deepEqual(
+        replies.slice(-expected.length).map((r) => r.at(-1)),
+        expected,
+      );
+    });
+  }
+  await t.step("a command line that is not UTF-8", async () => {
+    const server = new Recorder(["127.0.0.1", 0]);
+    await serving(server, async (port) => {
+      const client = await RawClient.open(port);
+      try {
+        await client.reply();
+        assert.deepEqual(
+          await client.command(new Uint8Array([0x48, 0xff, 0x4f])),
+          ["500 Error: bad syntax"],
+        );
+        assert.deepEqual(await client.command("NOOP"), ["250 OK"]);
+      } finally {
+        client.close();
+      }
+    });
+  });
+});
+
+Deno.test("SMTPChannel keeps 8-bit data byte for byte", async () => {
+  const server = new Recorder(["127.0.0.1", 0]);
+  const body = new Uint8Array([
+    0x41,
+    0xc5,
+    0xbc,
+    0xff,
+    0x80,
+    0x0a,
+    0x42,
+    0x0d,
+    0x43,
+  ]);
+  await serving(server, async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      for (
+        const line of [
+          "EHLO x",
+          "MAIL FROM:<a@b> BODY=8BITMIME",
+          "RCPT TO:<c@d>",
+          "DATA",
+        ]
+      ) {
+        await client.command(line);
+      }
+      await client.write(join([body, encoder.encode("\r\n.\r\n")]));
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+    } finally {
+      client.close();
+    }
+  });
+  // A bare LF or CR inside a line is data, as in Python.
+  assert.deepEqual(server.received[0]!.data, body);
+});
+
+Deno.test("SMTPChannel answers pipelined commands in order", async () => {
+  const server = new Recorder(["127.0.0.1", 0]);
+  await serving(server, async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      await client.write(
+        "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBOGUS\r\nRCPT TO:<e@f>\r\nDATA\r\n",
+      );
+      assert.equal((await client.reply()).at(-1), "250 HELP");
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+      assert.deepEqual(await client.reply(), [
+        '500 Error: command "BOGUS" not recognized',
+      ]);
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+      assert.deepEqual(await client.reply(), [
+        "354 End data with <CR><LF>.<CR><LF>",
+      ]);
+      await client.write(
+        "one\r\n.\r\nMAIL FROM:<g@h>\r\nRCPT TO:<i@j>\r\nDATA\r\ntwo\r\n.\r\nQUIT\r\n",
+      );
+      for (
+        const reply of [
+          "250 OK",
+          "250 OK",
+          "250 OK",
+          "354 End data with <CR><LF>.<CR><LF>",
+          "250 OK",
+          "221 Bye",
+        ]
+      ) {
+        assert.deepEqual(await client.reply(), [reply]);
+      }
+      assert.ok(await client.atEof());
+    } finally {
+      client.close();
+    }
+  });
+  assert.deepEqual(
+    server.received.map((
+      m,
+    ) => [m.mailfrom, m.rcpttos, decoder.decode(m.data as Uint8Array)]),
+    [
+      ["a@b", ["c@d", "e@f"], "one"],
+      ["g@h", ["i@j"], "two"],
+    ],
+  );
+});
+
+Deno.test("SMTPChannel waits for an async process_message() before reading on", async () => {
+  const server = new Recorder(["127.0.0.1", 0]);
+  const stored = Promise.withResolvers<string>();
+  const started = Promise.withResolvers<void>();
+  server.respond = () => {
+    started.resolve();
+    return stored.promise;
+  };
+  await serving(server, async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      for (
+        const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
+      ) {
+        await client.command(line);
+      }
+      // The end of the message and the next command arrive together.
+      await client.write("body\r\n.\r\nMAIL FROM:<e@f>\r\n");
+      await started.promise;
+      const [channel] = [...socket_map.values()].filter((d) =>
+        d instanceof SMTPChannel
+      ) as SMTPChannel[];
+      // The transaction stands until process_message() is done, as in Python.
+      assert.equal(channel!.mailfrom, "a@b");
+      stored.resolve("250 Stored later");
+      assert.deepEqual(await client.reply(), ["250 Stored later"]);
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+      assert.equal(channel!.mailfrom, "e@f");
+      assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
+    } finally {
+      client.close();
+    }
+  });
+});
+
+class Failing extends SMTPServer {
+  failure: "throw" | "reject" = "throw";
+  override process_message(): ProcessMessageResult {
+    if (this.failure === "throw") throw new Error("no storage");
+    return Promise.reject(new Error("no storage"));
+  }
+}
+
+class WatchedChannel extends SMTPChannel {
+  static errors: unknown[] = [];
+  override handle_error(error: unknown): void {
+    WatchedChannel.errors.push(error);
+    this.close();
+  }
+}
+
+Deno.test("SMTPChannel passes a failing process_message() to handle_error()", async (t) => {
+  for (const failure of ["throw", "reject"] as const) {
+    await t.step(failure, async () => {
+      WatchedChannel.errors = [];
+      const server = new Failing(["127.0.0.1", 0]);
+      server.failure = failure;
+      server.channel_class = WatchedChannel;
+      await serving(server, async (port) => {
+        const client = await RawClient.open(port);
+        try {
+          await client.reply();
+          for (
+            const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
+          ) {
+            await client.command(line);
+          }
+          await client.write("body\r\n.\r\n");
+          // As in Python: no reply, the connection is closed.
+          assert.ok(await client.atEof());
+        } finally {
+          client.close();
+        }
+      });
+      assert.equal(WatchedChannel.errors.length, 1);
+      assert.equal((WatchedChannel.errors[0] as Error).message, "no storage");
+    });
+  }
+});
+
+Deno.test("SMTPServer starts its channel_class, whose smtp_* methods are commands", async () => {
+  class PingChannel extends SMTPChannel {
+    smtp_PING(arg: string | null): void {
+      this.push(`250 PONG ${arg ?? ""}`.trim());
+    }
+  }
+  const server = new Recorder(["127.0.0.1", 0]);
+  server.channel_class = PingChannel;
+  const replies = await serving(
+    server,
+    (port) => converse(port, ["ping", "PING again"]),
+  );
+  assert.deepEqual(replies, [["250 PONG"], ["250 PONG again"]]);
+});
+
+Deno.test("SMTPServer rejects options that cannot work", () => {
+  assert.throws(
+    () =>
+      new Recorder(["127.0.0.1", 0], {
+        decode_data: true,
+        enable_SMTPUTF8: true,
+      }),
+    TypeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { data_size_limit: -1 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { data_size_limit: "1" as never }),
+    TypeError,
+  );
+  close_all();
+});
+
+Deno.test("SMTPServer.process_message() must be overridden", async () => {
+  const errors: unknown[] = [];
+  class Quiet extends SMTPChannel {
+    override handle_error(error: unknown): void {
+      errors.push(error);
+      this.close();
+    }
+  }
+  const server = new SMTPServer(["127.0.0.1", 0]);
+  server.channel_class = Quiet;
+  await serving(server, async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      for (
+        const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
+      ) {
+        await client.command(line);
+      }
+      await client.write("spam\r\n.\r\n");
+      assert.ok(await client.atEof());
+    } finally {
+      client.close();
+    }
+  });
+  assert.match(String(errors[0]), /process_message\(\) must be overridden/);
+});
+
+Deno.test("DebuggingServer prints messages as Python's does", async () => {
+  const lines: string[] = [];
+  class Captured extends DebuggingServer {
+    override print(line: string): void {
+      lines.push(line);
+    }
+  }
+  const server = new Captured(["127.0.0.1", 0]);
+  await serving(server, (port) =>
+    converse(port, [
+      "EHLO x",
+      "MAIL FROM:<a@b> BODY=8BITMIME",
+      "RCPT TO:<c@d>",
+      "DATA",
+      "Subject: hi\r\n\r\nbody \u00e9\r\n.",
+    ]));
+  assert.deepEqual(lines, [
+    "---------- MESSAGE FOLLOWS ----------",
+    "mail options: ['BODY=8BITMIME']",
+    "Subject: hi",
+    "X-Peer: 127.0.0.1",
+    "",
+    "body \u00e9",
+    "------------ END MESSAGE ------------",
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Session for session against Python 3.11's smtpd.
+
+const PYTHON_SMTPD = `
+import warnings; warnings.simplefilter("ignore")
+import asyncore, json, smtpd, socket, sys
+config = json.loads(sys.argv[1])
+class Recorder(smtpd.SMTPServer):
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):
+        print(json.dumps({"peer": peer[0], "mailfrom": mailfrom, "rcpttos": rcpttos,
+            "data": data if isinstance(data, str) else data.hex(), "options": kwargs}), flush=True)
+        text = data if isinstance(data, str) else data.decode("latin-1")
+        if text.startswith("reply:"):
+            return text[6:]
+server = Recorder(("127.0.0.1", 0), None, data_size_limit=config["size"],
+    enable_SMTPUTF8=config["utf8"], decode_data=config["decode"])
+print(json.dumps({"port": server.socket.getsockname()[1], "fqdn": socket.getfqdn()}), flush=True)
+asyncore.loop()
+`;
+
+/** Lines of a child's output, read as they come. */
+class Lines {
+  #reader: ReadableStreamDefaultReader<string>;
+  #text = "";
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  }
+
+  async next(): Promise<string | null> {
+    for (;;) {
+      const at = this.#text.indexOf("\n");
+      if (at >= 0) {
+        const line = this.#text.slice(0, at);
+        this.#text = this.#text.slice(at + 1);
+        return line;
+      }
+      const { value, done } = await this.#reader.read();
+      if (done) return null;
+      this.#text += value;
+    }
+  }
+
+  /** Everything up to EOF. */
+  async rest(): Promise<string> {
+    for (;;) {
+      const { value, done } = await this.#reader.read();
+      if (done) return this.#text;
+      this.#text += value;
+    }
+  }
+}
+
+interface PythonConfig {
+  size: number | null;
+  utf8: boolean;
+  decode: boolean;
+}
+
+// A session: command lines (one reply each) or raw sends with a reply count.
+type Step = string | { send: string; replies: number };
+
+const SESSIONS: [string, PythonConfig, Step[]][] = [
+  [
+    "every command, bad parameters and three messages after EHLO",
+    { size: 33554432, utf8: false, decode: false },
+    [
+      "EHLO example",
+      "HELP",
+      "HELP MAIL",
+      "HELP rcpt",
+      "HELP SPAM",
+      "HELP ehlo",
+      "NOOP",
+      "NOOP hi",
+      "VRFY eggs@example",
+      'VRFY <"Fred Blogs"@example.com>',
+      "VRFY <>",
+      "VRFY",
+      "EXPN",
+      "EXPN list",
+      "RSET hi",
+      "RSET",
+      "UNKNOWN_CMD",
+      "",
+      "   ",
+      "EHLO again",
+      "MAIL FROM:<eggs@example> SIZE=invalid",
+      "MAIL FROM:<eggs@example> ham=green",
+      "MAIL FROM:<eggs@example> SIZE=",
+      "MAIL FROM:<eggs@example> =x",
+      "MAIL FROM:<eggs@example> BODY",
+      "MAIL FROM:<eggs@example> BODY=9BIT",
+      "MAIL FROM:<eggs@example> SMTPUTF8",
+      "MAIL FROM:<eggs@example> SIZE=99999999999",
+      "MAIL FROM: eggs@example >",
+      "RCPT TO:<early@example>",
+      "DATA",
+      "mail from:   <(comment)a.b@[127.0.0.1]>   size=20   body=8bitmime",
+      "MAIL FROM:<nested@example>",
+      "RCPT TO:<x@example> NOTIFY=NEVER",
+      "RCPT TO:x@example>",
+      "RCPT TO:<@route,@other:routed@example>",
+      'RCPT TO: "quoted name"@example',
+      "RCPT TO:plain@example",
+      "DATA now",
+      "DATA",
+      {
+        send:
+          "Subject: one\r\n\r\n..\r\n.leading\r\n...three\r\nmid . dot\r\n\r\n\r\nbare\nlf and bare\rcr\r\n.\r\n",
+        replies: 1,
+      },
+      "MAIL FROM:<>",
+      "RCPT TO:<postmaster>",
+      "DATA",
+      { send: "reply:250 Custom reply\r\n.\r\n", replies: 1 },
+      {
+        send:
+          "MAIL FROM:<p@example>\r\nRCPT TO:<q@example>\r\nRCPT TO:<r@example>\r\nDATA\r\n",
+        replies: 4,
+      },
+      { send: `${"x".repeat(1000)}\r\n.\r\nRSET\r\nNOOP\r\n`, replies: 3 },
+      `MAIL FROM:<${"a".repeat(512 + 26 - 20)}@example>`,
+      "RSET",
+      `MAIL FROM:<${"a".repeat(512 + 26 - 19)}@example>`,
+      `NOOP ${"n".repeat(600)}`,
+      "QUIT",
+    ],
+  ],
+  [
+    "a session without EHLO, within 512-byte lines",
+    { size: 33554432, utf8: false, decode: false },
+    [
+      "MAIL FROM:<a@example>",
+      "RCPT TO:<b@example>",
+      "DATA x",
+      "HELO",
+      "HELO example.org",
+      "HELP MAIL",
+      "MAIL FROM:<a@example> SIZE=10",
+      "MAIL FROM: a@example",
+      "RCPT TO: b@example",
+      "RCPT TO: <c@example> X=Y",
+      "DATA",
+      { send: "one line\r\n.\r\n", replies: 1 },
+      `MAIL FROM:<${"a".repeat(512 - 20)}@example>`,
+      `MAIL FROM:<${"a".repeat(512 - 19)}@example>`,
+      "QUIT",
+    ],
+  ],
+  [
+    "SMTPUTF8 with a 64-byte limit",
+    { size: 64, utf8: true, decode: false },
+    [
+      "ehlo example",
+      "MAIL FROM:<na\u00efve@exampl\u00e9> BODY=8BITMIME SMTPUTF8",
+      "RCPT TO:<sp\u00e4m@exampl\u00e9>",
+      "DATA",
+      { send: "utf8 \u017c\u017a\u0107\r\n.\r\n", replies: 1 },
+      "MAIL FROM:<a@example> SMTPUTF8=yes",
+      "MAIL FROM:<a@example> SIZE=65",
+      `MAIL FROM:<${"a".repeat(512 + 36 - 20)}@example>`,
+      "RSET",
+      `MAIL FROM:<${"a".repeat(512 + 36 - 19)}@example>`,
+      "MAIL FROM:<a@example>",
+      "RCPT TO:<b@example>",
+      "DATA",
+      { send: `${"y".repeat(30)}\r\n${"z".repeat(32)}\r\n.\r\n`, replies: 1 },
+      "QUIT",
+    ],
+  ],
+  [
+    "decode_data without a size limit",
+    { size: null, utf8: false, decode: true },
+    [
+      "EHLO example",
+      "MAIL FROM:<a@example> BODY=7BIT",
+      "MAIL FROM:<a@example> SIZE=100000000000",
+      "RCPT TO:<b@example>",
+      "DATA",
+      {
+        send: "Subject: decoded\r\n\r\nutf8 \u017c\u017a\u0107\r\n.\r\n",
+        replies: 1,
+      },
+      "QUIT",
+    ],
+  ],
+  [
+    "a message over a 32-byte limit",
+    { size: 32, utf8: false, decode: false },
+    [
+      "HELO example",
+      "MAIL FROM:<a@example>",
+      "RCPT TO:<b@example>",
+      "DATA",
+      // The last reply of a session with Python: its channel stays in DATA.
+      { send: "This message is longer than 32 bytes\r\n.\r\n", replies: 1 },
+    ],
+  ],
+];
+
+/** Runs `steps` against the server on `port`, returning every reply line. */
+async function transcript(port: number, steps: Step[]): Promise<string[]> {
+  const client = await RawClient.open(port);
+  try {
+    const lines = [...await client.reply()];
+    for (const step of steps) {
+      const { send, replies } = typeof step === "string"
+        ? { send: `${step}\r\n`, replies: 1 }
+        : step;
+      await client.write(send);
+      for (let i = 0; i < replies; i++) lines.push(...await client.reply());
+    }
+    return lines;
+  } finally {
+    client.close();
+  }
+}
+
+function normalize(lines: string[], fqdn: string): string[] {
+  return lines.map((line, i) =>
+    i === 0 ? line.slice(0, 3) : line.replace(fqdn, "<fqdn>")
+  );
+}
+
+Deno.test({
+  name: "SMTPChannel replies and delivers exactly as Python 3.11's smtpd",
+  ignore: !HAS_SMTPD,
+  async fn(t) {
+    for (const [what, config, steps] of SESSIONS) {
+      await t.step(what, async () => {
+        const python = new Deno.Command("python3", {
+          args: ["-c", PYTHON_SMTPD, JSON.stringify(config)],
+          stdin: "null",
+          stdout: "piped",
+          stderr: "inherit",
+        }).spawn();
+        const output = new Lines(python.stdout);
+        let expected: string[];
+        let pythonMessages: unknown[];
+        try {
+          const hello = JSON.parse((await output.next())!);
+          expected = normalize(await transcript(hello.port, steps), hello.fqdn);
+        } finally {
+          python.kill("SIGTERM");
+          await python.status;
+          pythonMessages = (await output.rest()).split("\n").filter(Boolean)
+            .map((line) => {
+              try {
+                return JSON.parse(line);
+              } catch {
+                throw new Error(`python: ${line}`);
+              }
+            });
+        }
+        const server = new Recorder(["127.0.0.1", 0], {
+          data_size_limit: config.size,
+          enable_SMTPUTF8: config.utf8,
+          decode_data: config.decode,
+        });
+        server.respond = ({ data }) => {
+          const text = typeof data === "string"
+            ? data
+            : new TextDecoder("latin1").decode(data);
+          if (text.startsWith("reply:")) return text.slice(6);
+        };
+        const ours = await serving(
+          server,
+          async (port) =>
+            normalize(await transcript(port, steps), Deno.hostname()),
+        );
+        assert.deepEqual(ours, expected);
+        assert.deepEqual(
+          server.received.map((m) => ({
+            peer: (m.peer as [string, number])[0],
+            mailfrom: m.mailfrom,
+            rcpttos: m.rcpttos,
+            data: typeof m.data === "string" ? m.data : toHex(m.data),
+            options: m.options,
+          })),
+          pythonMessages,
+        );
+      });
+    }
+  },
+});
+
+function toHex(data: Uint8Array): string {
+  return Array.from(data, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// MAIL and RCPT arguments for the comparison with Python's parser below.
+const ADDRESS_CASES: string[] = [
+  "<eggs@example>",
+  "<>",
+  "<> SIZE=1",
+  "eggs@example",
+  "  <foo@example.com>",
+  '<"Fred Blogs"@example.com>',
+  '"Fred Blogs"@example.com SIZE=1000',
+  "<foo@example.com> size=20",
+  "<@a,@b:user@host>",
+  "<,@a:b@c>",
+  "<@a,,@b:c@d>",
+  "<user@[1.2.3.4]>",
+  "a@[1.2.3.4] x",
+  "user",
+  "user SIZE=100",
+  "<user> SIZE=1",
+  "foo bar",
+  "<foo@bar",
+  "foo@bar>",
+  "foo@bar x=y",
+  "<fo o@bar>",
+  "na\u00efve@exampl\u00e9 BODY=8BITMIME",
+  ".a@b",
+  "a..b@c",
+  "a.@b",
+  "(comment) a@b",
+  "a@b (c)",
+  "<a(b)@c>",
+  "a@(x)b",
+  "a@b.(x)c",
+  "a . b@c",
+  "a.b@ c . d",
+  "a@b . c x",
+  '"a b" c@d',
+  'a "b" c@d',
+  '"a"."b"@c',
+  '"a\\"b"@c',
+  '"a\\b"@c',
+  "\\a@c",
+  "a\\b@c",
+  '"unterminated@x',
+  '<""@b>',
+  "<a@b> <c@d>",
+  "< a@b >",
+  "<a @b>",
+  "<a@b c>",
+  "a;b@c",
+  "a@b;c",
+  "a:b@c",
+  "a@b,c@d",
+  "a@b\\c",
+  "a+b=c@d",
+  "x@y=z",
+  "a@b\tSIZE=1",
+  // Python raises on these (and drops the connection); here: no address.
+  "a@",
+  "@b",
+  "<a@>",
+  "a@b.c.",
+  "a@b..c",
+  "a@.b",
+  "a@[1. 2]",
+  "a@[1",
+  "< >",
+  "<",
+  "(x",
+  ":a@b",
+  "<:a@b>",
+  "<@a,@b,c@d>",
+  "(c) <a@b>",
+];
+
+const PYTHON_GETADDR = `
+import warnings; warnings.simplefilter("ignore")
+import json, smtpd, sys
+channel = smtpd.SMTPChannel.__new__(smtpd.SMTPChannel)
+def getaddr(arg):
+    try:
+        return list(channel._getaddr(arg))
+    except Exception:
+        return None
+print(json.dumps([getaddr(arg) for arg in json.load(sys.stdin)]))
+`;
+
+Deno.test({
+  name: "SMTPChannel parses addresses as Python's smtpd._getaddr() does",
+  ignore: !HAS_SMTPD,
+  async fn() {
+    const child = new Deno.Command("python3", {
+      args: ["-c", PYTHON_GETADDR],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(encoder.encode(JSON.stringify(ADDRESS_CASES)));
+    await writer.close();
+    const { stdout, success } = await child.output();
+    assert.ok(success);
+    const expected: ([string, string] | null)[] = JSON.parse(
+      decoder.decode(stdout),
+    );
+    for (const [i, arg] of ADDRESS_CASES.entries()) {
+      const ours = parseAddress(arg);
+      const theirs = expected[i]!;
+      if (theirs === null) {
+        assert.deepEqual(
+          ours,
+          ["", ""],
+          `Python raises on ${JSON.stringify(arg)}`,
+        );
+      } else {
+        assert.deepEqual(ours, theirs, JSON.stringify(arg));
+      }
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------
+// examples/smtpd.ts as a user runs it, with real clients.
+
+interface Smtpd {
+  port: number;
+  /** Stops the server with `signal` and returns its exit code and output. */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stdout: string }>;
+}
+
+async function startSmtpd(args: string[]): Promise<Smtpd> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", SCRIPT, "--port", "0", ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const output = new Lines(child.stdout);
+  const first = await output.next();
+  const match = /^listening on (.+):(\d+)$/.exec(first ?? "");
+  if (match === null) {
+    child.kill("SIGKILL");
+    await child.status;
+    await output.rest();
+    throw new Error(`smtpd.ts did not start: ${JSON.stringify(first)}`);
+  }
+  return {
+    port: Number(match[2]),
+    async stop(signal: Deno.Signal = "SIGTERM") {
+      child.kill(signal);
+      const { code } = await child.status;
+      return { code, stdout: await output.rest() };
+    },
+  };
+}
+
+/** Runs `body` against a fresh server; it must then exit with status 0. */
+async function withSmtpd(
+  args: string[],
+  body: (port: number) => Promise<void>,
+): Promise<string> {
+  const smtpd = await startSmtpd(args);
+  let stopped: { code: number; stdout: string } | undefined;
+  try {
+    await body(smtpd.port);
+  } finally {
+    stopped = await smtpd.stop();
+  }
+  assert.equal(stopped.code, 0);
+  return stopped.stdout;
+}
+
+// Drives smtplib with a list of operations; prints one result per operation.
+const PYTHON_CLIENT = `
+import json, smtplib, sys
+job = json.load(sys.stdin)
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+def plain(value):
+    if isinstance(value, tuple):
+        return [value[0], value[1].decode("utf-8", "replace")]
+    return value
+results = []
+client = smtplib.SMTP("127.0.0.1", job["port"], timeout=60)
+try:
+    for op in job["ops"]:
+        name, args = op[0], op[1:]
+        try:
+            if name == "sendmail":
+                value = client.sendmail(args[0], args[1], read(args[2]), args[3])
+            elif name == "data":
+                value = client.data(read(args[0]))
+            else:
+                value = getattr(client, name)(*args)
+            results.append(["ok", plain(value)])
+        except smtplib.SMTPResponseException as error:
+            results.append([type(error).__name__, error.smtp_code,
+                            error.smtp_error.decode("utf-8", "replace")])
+    client.quit()
+finally:
+    client.close()
+print(json.dumps(results))
+`;
+
+type Op = (string | string[])[];
+
+async function smtplib(port: number, ops: Op[]): Promise<unknown[]> {
+  const child = new Deno.Command("python3", {
+    args: ["-c", PYTHON_CLIENT],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(encoder.encode(JSON.stringify({ port, ops })));
+  await writer.close();
+  const { success, stdout, stderr } = await child.output();
+  assert.ok(success, decoder.decode(stderr));
+  return JSON.parse(decoder.decode(stdout));
+}
+
+/** A temporary directory for messages, removed at the end of the block. */
+async function tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix: "smtpd_test_" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true });
+    },
+  };
+}
+
+/** The stored messages, keyed by their X-MailFrom header. */
+async function stored(dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  for await (const entry of Deno.readDir(dir)) {
+    assert.ok(
+      !entry.name.startsWith("."),
+      `a temporary file is left: ${entry.name}`,
+    );
+    const data = await Deno.readFile(`${dir}/${entry.name}`);
+    const from = /X-MailFrom: (.*)\r\n/.exec(
+      decoder.decode(data.subarray(0, 4096)),
+    );
+    assert.ok(from, `no X-MailFrom in ${entry.name}`);
+    files.set(from[1]!, data);
+  }
+  return files;
+}
+
+function header(mailfrom: string, rcpttos: string[]): string {
+  return `X-Peer: 127.0.0.1\r\nX-MailFrom: ${mailfrom}\r\nX-RcptTo: ${
+    rcpttos.join(", ")
+  }\r\n`;
+}
+
+/** A message of about 1 MiB whose lines often start (or are) dots. */
+function bigMessage(): Uint8Array {
+  const lines = ["Subject: a big one", "From: big@example.com", ""];
+  const patterns = [
+    ".",
+    "..",
+    "...",
+    ".leading dot",
+    "..two leading dots",
+    "middle . dot",
+    "trailing dot.",
+    "",
+    "x".repeat(76),
+    ". .",
+  ];
+  let size = 0;
+  for (let i = 0; size < 1024 * 1024; i++) {
+    const line = `${patterns[i % patterns.length]}${
+      i % 7 === 0 ? ` ${i}` : ""
+    }`;
+    lines.push(line);
+    size += line.length + 2;
+  }
+  return encoder.encode(`${lines.join("\r\n")}\r\n`);
+}
+
+function utf8Message(): Uint8Array {
+  return join([
+    encoder.encode(
+      "Subject: 8-bit\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+        "Content-Transfer-Encoding: 8bit\r\n\r\nZa\u017c\u00f3\u0142\u0107 " +
+        "g\u0119\u015bl\u0105 ja\u017a\u0144\r\n\u65e5\u672c\u8a9e \ud83d\udce8\r\n" +
+        ".\u00e9 after a dot\r\n",
+    ),
+    // Bytes that are not UTF-8 at all must pass untouched too.
+    new Uint8Array([0xff, 0xfe, 0x80, 0x0d, 0x0a]),
+  ]);
+}
+
+Deno.test({
+  name: "smtpd.ts stores what smtplib sends, byte for byte",
+  ignore: !HAS_SMTPLIB,
+  async fn() {
+    await using inputs = await tempDir();
+    await using dir = await tempDir();
+    const messages = {
+      multi: encoder.encode("Subject: many\r\n\r\nto three people\r\n"),
+      big: bigMessage(),
+      utf8: utf8Message(),
+      rset: encoder.encode("Subject: after RSET\r\n\r\nonly this one\r\n"),
+    };
+    for (const [name, data] of Object.entries(messages)) {
+      await Deno.writeFile(`${inputs.path}/${name}`, data);
+    }
+    const file = (name: string) => `${inputs.path}/${name}`;
+    await withSmtpd(["--maildir", dir.path], async (port) => {
+      const results = await smtplib(port, [
+        ["ehlo", "client.example"],
+        [
+          "sendmail",
+          "multi@example.com",
+          ["a@example.com", "b@example.org", "c@example.net"],
+          file("multi"),
+          [],
+        ],
+        ["sendmail", "big@example.com", ["big@example.org"], file("big"), []],
+        ["sendmail", "utf8@example.com", ["utf8@example.org"], file("utf8"), [
+          "BODY=8BITMIME",
+        ]],
+        ["mail", "dropped@example.com"],
+        ["rcpt", "dropped@example.org"],
+        ["rset"],
+        ["mail", "rset@example.com"],
+        ["rcpt", "kept@example.org"],
+        ["data", file("rset")],
+      ]);
+      assert.deepEqual(results.slice(1), [
+        ["ok", {}],
+        ["ok", {}],
+        ["ok", {}],
+        ["ok", [250, "OK"]],
+        ["ok", [250, "OK"]],
+        ["ok", [250, "OK"]],
+        ["ok", [250, "OK"]],
+        ["ok", [250, "OK"]],
+        ["ok", [250, "OK"]],
+      ]);
+    });
+    // Each file is in place before its 250 is sent.
+    const files = await stored(dir.path);
+    assert.deepEqual([...files.keys()].sort(), [
+      "big@example.com",
+      "multi@example.com",
+      "rset@example.com",
+      "utf8@example.com",
+    ]);
+    const expect = (from: string, to: string[], data: Uint8Array) =>
+      join([encoder.encode(header(from, to)), data]);
+    assert.deepEqual(
+      files.get("multi@example.com"),
+      expect("multi@example.com", [
+        "a@example.com",
+        "b@example.org",
+        "c@example.net",
+      ], messages.multi),
+    );
+    assert.ok(messages.big.length > 1024 * 1024);
+    assert.deepEqual(
+      files.get("big@example.com"),
+      expect("big@example.com", ["big@example.org"], messages.big),
+    );
+    assert.deepEqual(
+      files.get("utf8@example.com"),
+      expect("utf8@example.com", ["utf8@example.org"], messages.utf8),
+    );
+    assert.deepEqual(
+      files.get("rset@example.com"),
+      expect("rset@example.com", ["kept@example.org"], messages.rset),
+    );
+  },
+});
+
+Deno.test({
+  name: "smtpd.ts refuses an oversize message with 552 and keeps serving",
+  ignore: !HAS_SMTPLIB,
+  async fn() {
+    await using inputs = await tempDir();
+    await using dir = await tempDir();
+    const big = encoder.encode(`Subject: big\r\n\r\n${"x".repeat(5000)}\r\n`);
+    const small = encoder.encode("Subject: small\r\n\r\nfits\r\n");
+    const bigFile = `${inputs.path}/big`;
+    const smallFile = `${inputs.path}/small`;
+    await Deno.writeFile(bigFile, big);
+    await Deno.writeFile(smallFile, small);
+    await withSmtpd(
+      ["--maildir", dir.path, "--size-limit", "4096"],
+      async (port) => {
+        // With EHLO, smtplib declares SIZE= and MAIL is refused up front.
+        assert.deepEqual(
+          await smtplib(port, [
+            ["ehlo", "client"],
+            ["sendmail", "big1@example.com", ["to@example.com"], bigFile, []],
+            [
+              "sendmail",
+              "small1@example.com",
+              ["to@example.com"],
+              smallFile,
+              [],
+            ],
+          ]).then((r) => r.slice(1)),
+          [
+            [
+              "SMTPSenderRefused",
+              552,
+              "Error: message size exceeds fixed maximum message size",
+            ],
+            ["ok", {}],
+          ],
+        );
+        // With HELO there is no SIZE: the data is refused after the final dot,
+        // and smtplib's RSET and next message go through.
+        assert.deepEqual(
+          await smtplib(port, [
+            ["helo", "client"],
+            ["sendmail", "big2@example.com", ["to@example.com"], bigFile, []],
+            [
+              "sendmail",
+              "small2@example.com",
+              ["to@example.com"],
+              smallFile,
+              [],
+            ],
+          ]).then((r) => r.slice(1)),
+          [
+            ["SMTPDataError", 552, "Error: Too much mail data"],
+            ["ok", {}],
+          ],
+        );
+      },
+    );
+    assert.deepEqual([...(await stored(dir.path)).keys()].sort(), [
+      "small1@example.com",
+      "small2@example.com",
+    ]);
+  },
+});
+
+Deno.test("smtpd.ts answers commands pipelined in one write, in order", async () => {
+  await using dir = await tempDir();
+  await withSmtpd(["--maildir", dir.path], async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      assert.match((await client.reply())[0]!, /^220 /);
+      await client.write(
+        "EHLO pipe\r\nMAIL FROM:<p1@example.com>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\n",
+      );
+      assert.deepEqual((await client.reply()).slice(1), [
+        "250-SIZE 33554432",
+        "250-8BITMIME",
+        "250 HELP",
+      ]);
+      for (
+        const reply of [
+          "250 OK",
+          "250 OK",
+          "250 OK",
+          "354 End data with <CR><LF>.<CR><LF>",
+        ]
+      ) {
+        assert.deepEqual(await client.reply(), [reply]);
+      }
+      // The end of one message and the whole next transaction in one write:
+      // the next MAIL waits for the first message to be stored.
+      await client.write(
+        "first\r\n.\r\nMAIL FROM:<p2@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n",
+      );
+      for (
+        const reply of [
+          "250 OK",
+          "250 OK",
+          "250 OK",
+          "354 End data with <CR><LF>.<CR><LF>",
+          "250 OK",
+          "221 Bye",
+        ]
+      ) {
+        assert.deepEqual(await client.reply(), [reply]);
+      }
+      assert.ok(await client.atEof());
+    } finally {
+      client.close();
+    }
+  });
+  const files = await stored(dir.path);
+  assert.equal(
+    decoder.decode(files.get("p1@example.com")),
+    `${header("p1@example.com", ["a@example.com", "b@example.com"])}first\r\n`,
+  );
+  assert.equal(
+    decoder.decode(files.get("p2@example.com")),
+    `${header("p2@example.com", ["c@example.com"])}second\r\n`,
+  );
+});
+
+Deno.test("smtpd.ts serves swaks", async (t) => {
+  if (!HAS_SWAKS) {
+    console.log(
+      "swaks is not installed (apt-get install swaks): skipping its steps",
+    );
+  }
+  await t.step({
+    name: "a message from a file to two recipients is stored byte for byte",
+    ignore: !HAS_SWAKS,
+    async fn() {
+      await using inputs = await tempDir();
+      await using dir = await tempDir();
+      const message = encoder.encode(
+        "Subject: from swaks\r\nFrom: swaks@example.com\r\n\r\nline one\r\n" +
+          ".leading dot\r\n.\r\nza\u017c\u00f3\u0142\u0107\r\nlast\r\n",
+      );
+      const input = `${inputs.path}/message`;
+      await Deno.writeFile(input, message);
+      await withSmtpd(["--maildir", dir.path], async (port) => {
+        const { code, stdout } = await new Deno.Command("swaks", {
+          args: [
+            "--server",
+            `127.0.0.1:${port}`,
+            "--from",
+            "swaks@example.com",
+            "--to",
+            "one@example.com,two@example.org",
+            "--data",
+            `@${input}`,
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(code, 0, decoder.decode(stdout));
+        assert.match(decoder.decode(stdout), /<- {2}250 OK/);
+      });
+      const file = (await stored(dir.path)).get("swaks@example.com")!;
+      const expected = join([
+        encoder.encode(
+          header("swaks@example.com", ["one@example.com", "two@example.org"]),
+        ),
+        message,
+      ]);
+      // swaks ends its DATA with one more empty line of its own.
+      assert.deepEqual(file.subarray(0, expected.length), expected);
+      assert.ok(
+        ["", "\r\n"].includes(decoder.decode(file.subarray(expected.length))),
+      );
+    },
+  });
+  await t.step({
+    name: "a session that quits after RCPT gets Python's replies",
+    ignore: !HAS_SWAKS,
+    async fn() {
+      await withSmtpd([], async (port) => {
+        const { code, stdout } = await new Deno.Command("swaks", {
+          args: [
+            "--server",
+            `127.0.0.1:${port}`,
+            "--from",
+            "swaks@example.com",
+            "--to",
+            "one@example.com",
+            "--quit-after",
+            "RCPT",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(code, 0, decoder.decode(stdout));
+        const transcript = decoder.decode(stdout);
+        assert.match(transcript, /<- {2}250 HELP/);
+        assert.match(transcript, /<- {2}221 Bye/);
+      });
+    },
+  });
+});
+
+Deno.test("smtpd.ts without --maildir prints messages as Python's DebuggingServer", async () => {
+  const stdout = await withSmtpd([], async (port) => {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      for (
+        const line of [
+          "EHLO x",
+          "MAIL FROM:<a@example.com> BODY=8BITMIME",
+          "RCPT TO:<b@example.com>",
+          "DATA",
+        ]
+      ) {
+        await client.command(line);
+      }
+      await client.write(
+        "Subject: printed\r\n\r\nhello \u00e9\r\n..dot\r\n.\r\n",
+      );
+      assert.deepEqual(await client.reply(), ["250 OK"]);
+      assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
+    } finally {
+      client.close();
+    }
+  });
+  assert.equal(
+    stdout,
+    [
+      "---------- MESSAGE FOLLOWS ----------",
+      "mail options: ['BODY=8BITMIME']",
+      "Subject: printed",
+      "X-Peer: 127.0.0.1",
+      "",
+      "hello \u00e9",
+      ".dot",
+      "------------ END MESSAGE ------------",
+      "",
+    ].join("\n"),
+  );
+});
+
+Deno.test("smtpd.ts exits with status 0 on SIGINT", async () => {
+  const smtpd = await startSmtpd([]);
+  const client = await RawClient.open(smtpd.port);
+  await client.reply();
+  const { code } = await smtpd.stop("SIGINT");
+  assert.ok(await client.atEof());
+  client.close();
+  assert.equal(code, 0);
+});
+
+Deno.test("smtpd.ts rejects bad arguments with its usage", async (t) => {
+  for (
+    const args of [["--port", "70000"], ["--size-limit", "-1"], [
+      "--maildir",
+      "/nonexistent/dir",
+    ], ["--bogus"]]
+  ) {
+    await t.step(args.join(" "), async () => {
+      const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", SCRIPT, ...args],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.equal(code, 2);
+      assert.match(decoder.decode(stderr), /usage: smtpd\.ts/);
+    });
+  }
+});
