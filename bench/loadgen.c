@@ -19,15 +19,16 @@
  *             a whole cycle (connect to echo) p50/p99.
  *
  * Except in churn mode, every connection is opened, and completes one echo
- * round trip ("handshake"), before warm-up/timing starts.  Connect attempts are paced (at most -k in
- * flight) so small listen backlogs do not cause SYN-retransmit storms.
+ * round trip ("handshake"), before warm-up/timing starts.  Connect attempts
+ * are paced (at most -k in flight) so small listen backlogs do not cause
+ * SYN-retransmit storms.
  * All echoed bytes are verified against what was sent (mismatch= counter).
  *
  * With -P PID the server process (and its descendants) is sampled at the
  * start and end of the timed window: CPU% (utime+stime from /proc/PID/stat)
  * and VmRSS (/proc/PID/status).  Per-core busy% (from /proc/stat) and the
  * load generator's own CPU% are printed too, to spot a client bottleneck, and
- * noise_cpu_pct: user CPU time that neither the server nor the load generator
+ * noise_cpu_pct: CPU time that neither the server nor the load generator
  * used, i.e. other programs that shared the machine during the window.
  *
  * The last line printed is machine readable:
@@ -109,10 +110,9 @@ static void die(const char *what) {
 typedef struct {
   uint64_t t;
   uint64_t srv_ticks;
-  uint64_t srv_uticks;   /* user time alone: see noise below */
   long srv_rss_kb;
   int srv_nproc;
-  uint64_t self_us, self_uus;
+  uint64_t self_us;
   int ncpu;
   uint64_t busy[64], total[64];
   uint64_t usr[64], sys[64], si[64], st[64];
@@ -130,8 +130,8 @@ static long read_vmrss_kb(pid_t pid) {
   return kb;
 }
 
-/* parse /proc/PID/stat: ppid, utime+stime and utime */
-static int read_stat(pid_t pid, pid_t *ppid, uint64_t *ticks, uint64_t *uticks) {
+/* parse /proc/PID/stat: ppid and utime+stime */
+static int read_stat(pid_t pid, pid_t *ppid, uint64_t *ticks) {
   char path[64], buf[1024];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
   int fd = open(path, O_RDONLY);
@@ -152,17 +152,16 @@ static int read_stat(pid_t pid, pid_t *ppid, uint64_t *ticks, uint64_t *uticks) 
     return -1;
   *ppid = (pid_t)pp;
   *ticks = f[9] + f[10];
-  *uticks = f[9];
   return 0;
 }
 
 /* server pid plus all its descendants: total cpu ticks and VmRSS */
 static void sample_server(sample_t *s) {
-  s->srv_ticks = 0; s->srv_uticks = 0; s->srv_rss_kb = 0; s->srv_nproc = 0;
+  s->srv_ticks = 0; s->srv_rss_kb = 0; s->srv_nproc = 0;
   if (srv_pid <= 0) return;
   enum { MAXP = 8192 };
   static pid_t pids[MAXP], ppids[MAXP];
-  static uint64_t tk[MAXP], utk[MAXP];
+  static uint64_t tk[MAXP];
   static char in[MAXP];
   int n = 0;
   DIR *d = opendir("/proc");
@@ -171,10 +170,8 @@ static void sample_server(sample_t *s) {
   while ((de = readdir(d)) && n < MAXP) {
     if (!isdigit((unsigned char)de->d_name[0])) continue;
     pid_t p = (pid_t)atoi(de->d_name), pp;
-    uint64_t t, ut;
-    if (read_stat(p, &pp, &t, &ut) == 0) {
-      pids[n] = p; ppids[n] = pp; tk[n] = t; utk[n] = ut; in[n] = (p == srv_pid); n++;
-    }
+    uint64_t t;
+    if (read_stat(p, &pp, &t) == 0) { pids[n] = p; ppids[n] = pp; tk[n] = t; in[n] = (p == srv_pid); n++; }
   }
   closedir(d);
   for (int changed = 1; changed;) {
@@ -188,7 +185,6 @@ static void sample_server(sample_t *s) {
   for (int i = 0; i < n; i++) {
     if (!in[i]) continue;
     s->srv_ticks += tk[i];
-    s->srv_uticks += utk[i];
     long kb = read_vmrss_kb(pids[i]);
     if (kb > 0) s->srv_rss_kb += kb;
     s->srv_nproc++;
@@ -200,8 +196,8 @@ static int srv_alive(void) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", (int)srv_pid);
   pid_t pp;
-  uint64_t t, ut;
-  if (read_stat(srv_pid, &pp, &t, &ut) < 0) return 0;
+  uint64_t t;
+  if (read_stat(srv_pid, &pp, &t) < 0) return 0;
   /* a zombie (state Z) counts as dead */
   FILE *f = fopen(path, "r");
   if (!f) return 0;
@@ -218,8 +214,8 @@ static void sample_all(sample_t *s) {
   sample_server(s);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  s->self_uus = (uint64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec;
-  s->self_us = s->self_uus + (uint64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
+  s->self_us = (uint64_t)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec +
+               (uint64_t)ru.ru_stime.tv_sec * 1000000 + ru.ru_stime.tv_usec;
   s->ncpu = 0;
   FILE *f = fopen("/proc/stat", "r");
   if (!f) return;
@@ -248,10 +244,12 @@ static void format_cpu(const sample_t *a, const sample_t *b) {
   long hz = sysconf(_SC_CLK_TCK);
   char cores[256] = "";
   size_t off = 0, doff = 0;
+  double busy_sum = 0;
   for (int i = 0; i < b->ncpu && i < a->ncpu && i < 64; i++) {
     uint64_t tot = b->total[i] - a->total[i];
     double k = tot ? 100.0 / (double)tot : 0;
     double pct = k * (double)(b->busy[i] - a->busy[i]);
+    busy_sum += pct;
     off += snprintf(cores + off, sizeof cores - off, "%s%.0f", i ? "/" : "", pct);
     if (doff < sizeof cpu_detail - 100)
       doff += snprintf(cpu_detail + doff, sizeof cpu_detail - doff,
@@ -261,16 +259,11 @@ static void format_cpu(const sample_t *a, const sample_t *b) {
   }
   double srv = srv_pid > 0 ? 100.0 * (double)(b->srv_ticks - a->srv_ticks) / hz / secs : -1;
   double cli = 100.0 * (double)(b->self_us - a->self_us) / 1e6 / secs;
-  /* noise: user time the cores spent beyond what the server and this process
-   * used, i.e. other programs sharing the machine (user time, because kernel
-   * network work is accounted unevenly between processes and softirq) */
-  double usr = 0;
-  for (int i = 0; i < b->ncpu && i < a->ncpu && i < 64; i++) {
-    uint64_t tot = b->total[i] - a->total[i];
-    if (tot) usr += 100.0 * (double)(b->usr[i] - a->usr[i]) / (double)tot;
-  }
-  double srv_usr = srv_pid > 0 ? 100.0 * (double)(b->srv_uticks - a->srv_uticks) / hz / secs : 0;
-  double noise = usr - srv_usr - 100.0 * (double)(b->self_uus - a->self_uus) / 1e6 / secs;
+  /* noise: busy time of all cores (softirq included: the kernel charges part
+   * of the network work to the processes, part to softirq) beyond what the
+   * server and this process used, i.e. other programs sharing the machine;
+   * within +-10 when nothing else runs */
+  double noise = busy_sum - srv - cli;
   if (noise < 0) noise = 0;
   snprintf(cpu_fields, sizeof cpu_fields,
            "srv_cpu_pct=%.0f cli_cpu_pct=%.0f noise_cpu_pct=%.0f core_busy_pct=%s", srv, cli, noise, cores);

@@ -33,6 +33,8 @@ interface Options {
   maxNoise: number;
   retries: number;
   out: string;
+  /** A results.json to tabulate again instead of measuring. */
+  table: string | undefined;
 }
 
 interface Scenario {
@@ -129,11 +131,15 @@ const USAGE = `usage: deno task bench [options]
   --servers LIST     comma separated, from ${Object.keys(SERVERS).join(",")}
                      (env SERVERS, default asyncore,raw_deno)
   --anchors          add python3 asyncore and node net when present (env ANCHORS=1)
+  --add NAME=CMD     measure another server too (repeatable): a .ts/.js file run
+                     with deno run -A, or a command; it gets "0" as last argument
+                     (the port) and must print "listening on HOST:PORT"
   --server-cpu N     core the server is pinned to (env SERVER_CPU, default 0)
   --client-cpu N     core the load generator is pinned to (env CLIENT_CPU, default 1)
   --max-noise PCT    measure again when other programs used more than PCT% of a
-                     cpu meanwhile (env MAX_NOISE, default 10)
+                     cpu meanwhile (env MAX_NOISE, default 15)
   --retries N        how many times at most (env RETRIES, default 2)
+  --table FILE       print the table of an earlier run's results.json again
   --out DIR          where raw results go (env OUT,
                      default $TMPDIR/asyncore-bench/<timestamp>)
 `;
@@ -141,7 +147,9 @@ const USAGE = `usage: deno task bench [options]
 function parseOptions(args: string[]): Options {
   const env = (name: string): string | undefined => Deno.env.get(name);
   const flags = new Map<string, string>();
+  const added: string[] = [];
   const known = [
+    "add",
     "quick",
     "anchors",
     "runs",
@@ -157,6 +165,7 @@ function parseOptions(args: string[]): Options {
     "max-noise",
     "retries",
     "out",
+    "table",
   ];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -170,12 +179,12 @@ function parseOptions(args: string[]): Options {
     if (!known.includes(name)) usageError(`unknown option "--${name}"`);
     if (name === "quick" || name === "anchors") {
       flags.set(name, "1");
-    } else if (eq >= 0) {
-      flags.set(name, arg.slice(eq + 1));
-    } else if (i + 1 < args.length) {
-      flags.set(name, args[++i]!);
-    } else {
+    } else if (eq < 0 && i + 1 >= args.length) {
       usageError(`"--${name}" needs a value`);
+    } else {
+      const value = eq < 0 ? args[++i]! : arg.slice(eq + 1);
+      if (name === "add") added.push(addServer(value));
+      else flags.set(name, value);
     }
   }
   const get = (name: string): string | undefined =>
@@ -207,6 +216,7 @@ function parseOptions(args: string[]): Options {
     BASE,
     ...(anchors ? ANCHORS : []),
   ]);
+  for (const name of added) if (!servers.includes(name)) servers.push(name);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   return {
     runs: Math.floor(num("runs", quick ? 1 : 3, 1)),
@@ -223,11 +233,31 @@ function parseOptions(args: string[]): Options {
     servers,
     serverCpu: Math.floor(num("server-cpu", 0, 0)),
     clientCpu: Math.floor(num("client-cpu", 1, 0)),
-    maxNoise: num("max-noise", 10, 0),
+    maxNoise: num("max-noise", 15, 0),
     retries: Math.floor(num("retries", 2, 0)),
+    table: flags.get("table"),
     out: get("out") ??
       `${env("TMPDIR") ?? "/tmp"}/asyncore-bench/${stamp}`,
   };
+}
+
+// "NAME=server.ts" or "NAME=command args": a server to measure too; it is
+// given the port "0" as its last argument.
+function addServer(spec: string): string {
+  const eq = spec.indexOf("=");
+  const name = spec.slice(0, eq);
+  const words = spec.slice(eq + 1).trim().split(/\s+/).filter((w) => w !== "");
+  if (eq <= 0 || !/^[\w-]+$/.test(name) || words.length === 0) {
+    usageError(`"--add" wants NAME=COMMAND, got "${spec}"`);
+  }
+  if (name in SERVERS) usageError(`"--add": "${name}" is taken`);
+  const [first] = words;
+  if (words.length === 1 && /\.(ts|tsx|js|mjs)$/.test(first!)) {
+    const path = first!.startsWith("/") ? first! : `${Deno.cwd()}/${first}`;
+    words.splice(0, 1, Deno.execPath(), "run", "-A", path);
+  }
+  SERVERS[name] = { label: name, argv: [...words, "0"] };
+  return name;
 }
 
 function usageError(message: string): never {
@@ -523,6 +553,8 @@ function median(values: number[]): number | null {
 interface Metric {
   label: string;
   digits: number;
+  /** No ratio when raw Deno's value is this small: it would mean nothing. */
+  minBase?: number;
   value(r: Result): number | null;
 }
 
@@ -554,10 +586,17 @@ const PINGPONG: Metric[] = [
   { label: "server CPU µs/msg", digits: 1, value: cpuPerMessage },
 ];
 
+const FAIRNESS: Metric = {
+  label: "fairness",
+  digits: 2,
+  minBase: 0.05,
+  value: fairness,
+};
+
 const METRICS: Record<string, Metric[]> = {
   pp1: PINGPONG,
-  pp100: [...PINGPONG, { label: "fairness", digits: 2, value: fairness }],
-  pp1000: [...PINGPONG, { label: "fairness", digits: 2, value: fairness }],
+  pp100: [...PINGPONG, FAIRNESS],
+  pp1000: [...PINGPONG, FAIRNESS],
   bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }],
   idle: [
     { label: "KiB/conn", digits: 1, value: field("kb_per_conn") },
@@ -595,6 +634,75 @@ function format(value: number | null, digits: number): string {
   });
 }
 
+/** The runs of one server and scenario that count, with notes on the rest. */
+function counted(
+  records: Measurement[],
+  o: Options,
+  notes: string[],
+): Measurement[] {
+  const valid: Measurement[] = [];
+  for (const record of records) {
+    const why = failure(record, o);
+    if (why === null) valid.push(record);
+    else {notes.push(
+        `${record.server} ${record.scenario} run ${record.run}: ${why}`,
+      );}
+  }
+  // Runs disturbed by other programs count only when no other run does.
+  const quiet = valid.filter((r) => noiseOf(r) <= o.maxNoise);
+  for (const record of valid) {
+    const noise = noiseOf(record);
+    if (noise <= o.maxNoise) continue;
+    notes.push(
+      `${record.server} ${record.scenario} run ${record.run}: other programs used ${noise}% cpu meanwhile${
+        quiet.length > 0 ? "; left out" : ""
+      }`,
+    );
+  }
+  const good = quiet.length > 0 ? quiet : valid;
+  const errors = good.reduce(
+    (sum, r) =>
+      sum + Number(r.result!.conn_errors ?? 0) +
+      Number(r.result!.run_errors ?? 0),
+    0,
+  );
+  if (errors > 0) {
+    notes.push(
+      `${records[0]!.server} ${
+        records[0]!.scenario
+      }: ${errors} connection errors over ${good.length} runs`,
+    );
+  }
+  return good;
+}
+
+function values(runs: Measurement[], metric: Metric): number[] {
+  return runs.map((r) => metric.value(r.result!)).filter((v): v is number =>
+    v !== null
+  );
+}
+
+// The ratio to raw Deno is the median of per-run ratios: each server's run i
+// against raw Deno's run i, measured seconds apart, so drift in the machine's
+// speed between runs cancels out.
+function ratio(
+  runs: Measurement[],
+  base: Measurement[],
+  metric: Metric,
+): number | null {
+  const ratios: number[] = [];
+  for (const run of runs) {
+    const peer = base.find((b) => b.run === run.run);
+    if (peer === undefined) continue;
+    const value = metric.value(run.result!);
+    const reference = metric.value(peer.result!);
+    if (value === null || reference === null) continue;
+    if (reference <= (metric.minBase ?? 0)) continue;
+    ratios.push(value / reference);
+  }
+  return median(ratios);
+}
+
 function table(records: Measurement[], o: Options): string {
   const servers = o.servers;
   const head = ["scenario", "metric", ...servers.map((s) => SERVERS[s]!.label)];
@@ -604,51 +712,21 @@ function table(records: Measurement[], o: Options): string {
   ];
   const notes: string[] = [];
   for (const scenario of o.scenarios) {
-    const ok = new Map<string, Result[]>();
+    const runs = new Map<string, Measurement[]>();
     for (const server of servers) {
       const mine = records.filter((r) =>
         r.server === server && r.scenario === scenario
       );
-      const good: Result[] = [];
-      for (const record of mine) {
-        const why = failure(record, o);
-        if (why === null) good.push(record.result!);
-        else notes.push(`${server} ${scenario} run ${record.run}: ${why}`);
-        const noise = noiseOf(record);
-        if (noise > o.maxNoise) {
-          notes.push(
-            `${server} ${scenario} run ${record.run}: other programs used ${noise}% cpu meanwhile`,
-          );
-        }
-      }
-      ok.set(server, good);
-      const errors = good.reduce(
-        (sum, r) =>
-          sum + Number(r.conn_errors ?? 0) + Number(r.run_errors ?? 0),
-        0,
-      );
-      if (errors > 0) {
-        notes.push(
-          `${server} ${scenario}: ${errors} connection errors over ${good.length} runs`,
-        );
-      }
+      runs.set(server, mine.length > 0 ? counted(mine, o, notes) : []);
     }
+    const base = runs.get(BASE);
     for (const metric of METRICS[scenario]!) {
-      const medians = new Map<string, number | null>();
-      for (const server of servers) {
-        const values = ok.get(server)!.map(metric.value).filter((
-          v,
-        ): v is number => v !== null);
-        medians.set(server, median(values));
-      }
-      const base = medians.get(BASE) ?? null;
       const cells = servers.map((server) => {
-        const value = medians.get(server) ?? null;
-        const text = format(value, metric.digits);
-        if (server === BASE || base === null || value === null || base === 0) {
-          return text;
-        }
-        return `${text} (${(value / base).toFixed(2)}×)`;
+        const mine = runs.get(server)!;
+        const text = format(median(values(mine, metric)), metric.digits);
+        if (server === BASE || base === undefined) return text;
+        const r = ratio(mine, base, metric);
+        return r === null ? text : `${text} (${r.toFixed(2)}×)`;
       });
       lines.push(`| ${scenario} | ${metric.label} | ${cells.join(" | ")} |`);
     }
@@ -681,7 +759,10 @@ async function machine(): Promise<string> {
   } GiB, Linux ${Deno.osRelease()}, Deno ${Deno.version.deno}`;
 }
 
-/** Measures again while other programs used the cpus meanwhile. */
+/**
+ * Measures once the cpus are idle, and again (after waiting for idle cpus)
+ * while other programs turn out to have used them meanwhile.
+ */
 async function measureQuietly(
   o: Options,
   pins: [string[], string[]],
@@ -689,6 +770,7 @@ async function measureQuietly(
   server: string,
   scenario: string,
 ): Promise<Measurement> {
+  await settle();
   let record = await measure(o, pins, runNumber, server, scenario, 1);
   for (let attempt = 2; attempt <= o.retries + 1; attempt++) {
     const noise = noiseOf(record);
@@ -696,6 +778,7 @@ async function measureQuietly(
     console.log(
       `${label(record, o)} other programs used ${noise}% cpu: measuring again`,
     );
+    await settle();
     record = await measure(o, pins, runNumber, server, scenario, attempt);
   }
   return record;
@@ -726,8 +809,23 @@ function resultLine(record: Measurement): string {
   return `run=${record.run} server=${record.server} scenario=${record.scenario} RESULT ${fields}`;
 }
 
-/** Busy% of all cpus over one second, from `/proc/stat`. */
-async function cpuBusy(): Promise<number> {
+/** Waits (a minute at most) until other programs leave the cpus idle. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    const busy = await cpuBusy(500);
+    if (busy < 5) return;
+    if (i === 0) {
+      console.log(
+        `cpus ${
+          busy.toFixed(0)
+        }% busy with other programs: waiting (up to a minute)`,
+      );
+    }
+  }
+}
+
+/** Busy% of all cpus over `ms` milliseconds, from `/proc/stat`. */
+async function cpuBusy(ms: number): Promise<number> {
   const sample = async (): Promise<[busy: number, total: number]> => {
     const line = (await Deno.readTextFile("/proc/stat")).split("\n")[0]!;
     const ticks = line.trim().split(/\s+/).slice(1).map(Number);
@@ -736,13 +834,33 @@ async function cpuBusy(): Promise<number> {
     return [total - ticks[3]! - ticks[4]!, total];
   };
   const [busy0, total0] = await sample();
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await new Promise((resolve) => setTimeout(resolve, ms));
   const [busy1, total1] = await sample();
   return total1 > total0 ? 100 * (busy1 - busy0) / (total1 - total0) : 0;
 }
 
+/** Prints the table of an earlier run again, from its results.json. */
+async function retabulate(o: Options, path: string): Promise<void> {
+  const records = JSON.parse(await Deno.readTextFile(path)) as Measurement[];
+  const seen = (key: "server" | "scenario"): string[] => [
+    ...new Set(records.map((r) => r[key])),
+  ];
+  const servers = seen("server");
+  for (const name of servers) {
+    SERVERS[name] ??= { label: name, argv: [] };
+  }
+  o.servers = [
+    ...o.servers.filter((s) => servers.includes(s)),
+    ...servers.filter((s) => !o.servers.includes(s)),
+  ];
+  o.scenarios = seen("scenario").filter((s) => s in SCENARIOS);
+  o.runs = Math.max(...records.map((r) => r.run));
+  console.log(table(records, o));
+}
+
 async function main(): Promise<void> {
   const o = parseOptions(Deno.args);
+  if (o.table !== undefined) return await retabulate(o, o.table);
   if (Deno.build.os !== "linux") {
     throw new Error(
       `Cannot benchmark: the load generator needs Linux, not "${Deno.build.os}"`,
@@ -761,7 +879,7 @@ async function main(): Promise<void> {
   const pins = await pinning(o);
   await Deno.mkdir(`${o.out}/logs`, { recursive: true });
   const about = await machine();
-  const busy = await cpuBusy();
+  const busy = await cpuBusy(1000);
   const header = [
     `# ${new Date().toISOString()} ${about}; cpu busy before start ${
       busy.toFixed(0)
@@ -782,9 +900,11 @@ async function main(): Promise<void> {
   await Deno.writeTextFile(resultsPath, `${header}\n`);
   const records: Measurement[] = [];
   for (let i = 1; i <= o.runs; i++) {
-    // Servers alternate within each scenario so drift hits them alike.
+    // Servers take turns within each scenario, in alternate order from one
+    // run to the next, so drift in the machine's speed hits them alike.
+    const order = i % 2 === 1 ? o.servers : [...o.servers].reverse();
     for (const scenario of o.scenarios) {
-      for (const server of o.servers) {
+      for (const server of order) {
         const record = await measureQuietly(o, pins, i, server, scenario);
         records.push(record);
         console.log(`${label(record, o)} ${summary(record)}`);
@@ -799,7 +919,7 @@ async function main(): Promise<void> {
     JSON.stringify(records, null, 1),
   );
   const markdown = [
-    `Medians of ${o.runs} run(s), ${o.dur} s timed each; ratio = server / raw Deno in the same run`,
+    `Medians of ${o.runs} run(s), ${o.dur} s timed each; ratio = median of server / raw Deno, run by run`,
     `(higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s).`,
     `Machine: ${about}.`,
     "",
