@@ -265,6 +265,25 @@ Deno.test("the HTTP server answers pipelined requests in order on one connection
   });
 });
 
+Deno.test("the HTTP server answers a long pipeline of large and small files in order", async () => {
+  await withServer(async ({ port }, { big }) => {
+    using client = await RawClient.open(port);
+    // More queued responses than the server reads ahead of (16): it must
+    // pause reading and resume as the client catches up.
+    const paths = Array.from(
+      { length: 40 },
+      (_, i) => i % 2 ? "/hello.txt" : "/big.bin",
+    );
+    await client.send(paths.map((path) => get(path)).join(""));
+    const hash = await sha256(big);
+    for (const path of paths) {
+      const reply = await client.reply();
+      if (path === "/hello.txt") assert.equal(text(reply), HELLO);
+      else assert.equal(await sha256(reply.body), hash);
+    }
+  });
+});
+
 Deno.test("the HTTP server serves files byte-exact, large ones streamed", async () => {
   await withServer(async ({ port }, { big }) => {
     using client = await RawClient.open(port);

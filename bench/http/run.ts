@@ -15,10 +15,21 @@
  * of medians and ratios to raw Deno. Skips (exit 0) with a message when `wrk`
  * or `taskset` is missing.
  *
+ * On a shared machine other processes and the hypervisor take CPU from a
+ * measurement. The script sums the CPU time every other (non-kernel) process
+ * used during each timed run and the steal time of the two pinned CPUs, from
+ * `/proc`, and repeats a run that lost more than `MAX_LOST` (default 15%) of
+ * one CPU, up to `ATTEMPTS` (default 3) times, keeping the least disturbed
+ * one; the table shows the worst loss that was kept. Ratios are taken within
+ * each round (servers measured back to back), then their median is shown,
+ * so a slow spell of the host that hits one round hits all servers alike.
+ * Requests per second of the server's own CPU time are shown too: stolen
+ * time is not charged to the process, so that figure is the steadier one.
+ *
  * Environment knobs (defaults): `RUNS=3`, `DURATION=5` (seconds),
  * `WARMUP=1`, `CONNECTIONS="50 200"`, `FILE_SIZE=1024` (bytes),
- * `SERVER_CPU=0`, `CLIENT_CPU=1`, `SERVERS` (names to keep, space separated:
- * `asyncore deno_serve raw_deno`).
+ * `SERVER_CPU=0`, `CLIENT_CPU=1`, `MAX_LOST=0.15`, `ATTEMPTS=3`, `SERVERS`
+ * (names to keep, space separated: `asyncore deno_serve raw_deno`).
  *
  * @module
  */
@@ -58,6 +69,73 @@ interface Result {
   errors: number;
   /** wrk's own error lines, for the log. */
   detail: string;
+  /** CPU other processes used during the run, as a share of one CPU. */
+  foreign: number;
+  /** CPU the hypervisor took from the two pinned CPUs, same unit. */
+  steal: number;
+  /** The server's CPU time during the run, as a share of one CPU. */
+  serverCpu: number;
+  /** Requests answered per second of the server's own CPU time. */
+  perCpu: number;
+}
+
+// A process's CPU ticks (utime + stime, all threads).
+function processTicks(pid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+// Steal ticks of each CPU, from /proc/stat (its 8th value).
+function stealTicks(): Map<string, number> {
+  const result = new Map<string, number>();
+  for (const line of Deno.readTextFileSync("/proc/stat").split("\n")) {
+    const fields = line.split(/\s+/);
+    if (/^cpu\d+$/.test(fields[0]!)) {
+      result.set(fields[0]!.slice(3), Number(fields[8]));
+    }
+  }
+  return result;
+}
+
+// CPU ticks per process (utime + stime) and its start time, from /proc;
+// kernel threads are left out (they also carry our own network work).
+type Snapshot = Map<number, { ticks: number; start: string }>;
+const TICKS_PER_SECOND = 100;
+const KTHREAD = 0x00200000;
+
+function snapshot(): Snapshot {
+  const result: Snapshot = new Map();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[6]) & KTHREAD) continue;
+    result.set(Number(entry.name), {
+      ticks: Number(fields[11]) + Number(fields[12]),
+      start: fields[19]!,
+    });
+  }
+  return result;
+}
+
+function foreignSeconds(
+  before: Snapshot,
+  after: Snapshot,
+  ours: Set<number>,
+): number {
+  let ticks = 0;
+  for (const [pid, now] of after) {
+    if (ours.has(pid)) continue;
+    const then = before.get(pid);
+    ticks += then?.start === now.start ? now.ticks - then.ticks : now.ticks;
+  }
+  return ticks / TICKS_PER_SECOND;
 }
 
 function env(name: string, fallback: string): string {
@@ -96,7 +174,18 @@ function parseWrk(text: string): Result {
   const detail = text.split("\n").filter((line) =>
     /Non-2xx|Socket errors/.test(line)
   ).map((line) => line.trim()).join("; ");
-  return { rps, p50, p99, errors, detail };
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);
+  return {
+    rps,
+    p50,
+    p99,
+    errors,
+    detail,
+    foreign: 0,
+    steal: 0,
+    serverCpu: 0,
+    perCpu: requests, // divided by the server's CPU seconds by the caller
+  };
 }
 
 function median(values: number[]): number {
@@ -155,14 +244,120 @@ async function check(url: string, body: Uint8Array, name: string) {
   }
 }
 
+interface Settings {
+  dir: string;
+  body: Uint8Array;
+  duration: string;
+  warmup: string;
+  serverCpu: string;
+  clientCpu: string;
+  maxLost: number;
+  attempts: number;
+}
+
+async function wrk(
+  cpu: string,
+  conns: number,
+  seconds: string,
+  url: string,
+): Promise<{ text: string; pid: number }> {
+  const child = new Deno.Command("taskset", {
+    args: [
+      "-c",
+      cpu,
+      "wrk",
+      "-t1",
+      `-c${conns}`,
+      `-d${seconds}s`,
+      "--latency",
+      url,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const { stdout, stderr } = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    text: decoder.decode(stdout) + decoder.decode(stderr),
+    pid: child.pid,
+  };
+}
+
+// One timed run on a fresh server: check, warm up, measure.
+async function measureOnce(
+  server: Server,
+  conns: number,
+  settings: Settings,
+): Promise<Result> {
+  const { child, url } = await startServer(
+    server,
+    settings.dir,
+    settings.serverCpu,
+  );
+  try {
+    await check(url, settings.body, server.name);
+    await wrk(settings.clientCpu, conns, settings.warmup, url);
+    const before = snapshot();
+    const stealBefore = stealTicks();
+    const serverBefore = processTicks(child.pid);
+    const { text, pid } = await wrk(
+      settings.clientCpu,
+      conns,
+      settings.duration,
+      url,
+    );
+    const serverAfter = processTicks(child.pid);
+    const stealAfter = stealTicks();
+    const after = snapshot();
+    const ours = new Set([Deno.pid, child.pid, pid]);
+    const result = parseWrk(text);
+    const seconds = Number(settings.duration);
+    result.foreign = foreignSeconds(before, after, ours) / seconds;
+    let steal = 0;
+    for (const cpu of [settings.serverCpu, settings.clientCpu]) {
+      steal += (stealAfter.get(cpu) ?? 0) - (stealBefore.get(cpu) ?? 0);
+    }
+    result.steal = steal / TICKS_PER_SECOND / seconds;
+    const serverSeconds = (serverAfter - serverBefore) / TICKS_PER_SECOND;
+    result.serverCpu = serverSeconds / seconds;
+    result.perCpu /= serverSeconds;
+    return result;
+  } finally {
+    await stopServer(child);
+  }
+}
+
+// Repeats a run disturbed by other processes; keeps the least disturbed.
+async function measure(
+  server: Server,
+  conns: number,
+  settings: Settings,
+  label: string,
+): Promise<Result> {
+  let best: Result | null = null;
+  for (let attempt = 1; attempt <= settings.attempts; attempt++) {
+    const result = await measureOnce(server, conns, settings);
+    console.error(
+      `${label} ${server.name} c=${conns}: ${result.rps.toFixed(0)} req/s, ` +
+        `p99 ${result.p99.toFixed(2)} ms, errors ${result.errors}${
+          result.detail ? ` (${result.detail})` : ""
+        }, server CPU ${(result.serverCpu * 100).toFixed(0)}%, ${
+          result.perCpu.toFixed(0)
+        } req per server CPU-s, foreign CPU ${
+          (result.foreign * 100).toFixed(1)
+        }%, steal ${(result.steal * 100).toFixed(1)}%`,
+    );
+    const lost = (r: Result) => r.foreign + r.steal;
+    if (best === null || lost(result) < lost(best)) best = result;
+    if (lost(result) <= settings.maxLost) break;
+  }
+  return best!;
+}
+
 async function main(): Promise<void> {
   const runs = Number(env("RUNS", "3"));
-  const duration = env("DURATION", "5");
-  const warmup = env("WARMUP", "1");
   const connections = env("CONNECTIONS", "50 200").split(/\s+/).map(Number);
   const fileSize = Number(env("FILE_SIZE", "1024"));
-  const serverCpu = env("SERVER_CPU", "0");
-  const clientCpu = env("CLIENT_CPU", "1");
   const keep = env("SERVERS", "").split(/\s+/).filter(Boolean);
   const servers = keep.length
     ? ALL_SERVERS.filter((s) => keep.includes(s.name))
@@ -178,9 +373,19 @@ async function main(): Promise<void> {
     return;
   }
 
-  const dir = await Deno.makeTempDir({ prefix: "http-bench-" });
   const body = new Uint8Array(fileSize);
   for (let i = 0; i < fileSize; i++) body[i] = 97 + (i % 26);
+  const settings: Settings = {
+    dir: await Deno.makeTempDir({ prefix: "http-bench-" }),
+    body,
+    duration: env("DURATION", "5"),
+    warmup: env("WARMUP", "1"),
+    serverCpu: env("SERVER_CPU", "0"),
+    clientCpu: env("CLIENT_CPU", "1"),
+    maxLost: Number(env("MAX_LOST", "0.15")),
+    attempts: Number(env("ATTEMPTS", "3")),
+  };
+  const { dir, duration, warmup, serverCpu, clientCpu } = settings;
   await Deno.writeFile(`${dir}/index.html`, body);
 
   const results = new Map<string, Result[]>();
@@ -192,34 +397,14 @@ async function main(): Promise<void> {
           servers[(i + run) % servers.length]!
         );
         for (const server of order) {
-          const { child, url } = await startServer(server, dir, serverCpu);
-          try {
-            if (run === 0) await check(url, body, server.name);
-            const wrk = (d: string) =>
-              output("taskset", [
-                "-c",
-                clientCpu,
-                "wrk",
-                "-t1",
-                `-c${conns}`,
-                `-d${d}s`,
-                "--latency",
-                url,
-              ]);
-            await wrk(warmup);
-            const result = parseWrk((await wrk(duration))!);
-            const key = `${server.name}/${conns}`;
-            results.set(key, [...(results.get(key) ?? []), result]);
-            console.error(
-              `run ${run + 1} ${server.name} c=${conns}: ${
-                result.rps.toFixed(0)
-              } req/s, p99 ${
-                result.p99.toFixed(2)
-              } ms, errors ${result.errors}`,
-            );
-          } finally {
-            await stopServer(child);
-          }
+          const result = await measure(
+            server,
+            conns,
+            settings,
+            `run ${run + 1}`,
+          );
+          const key = `${server.name}/${conns}`;
+          results.set(key, [...(results.get(key) ?? []), result]);
         }
       }
     }
@@ -233,35 +418,58 @@ async function main(): Promise<void> {
   console.log(
     `HTTP GET of one ${fileSize}-byte file, keep-alive; ` +
       `\`wrk -t1 -cN -d${duration}s\` on CPU ${clientCpu}, server on CPU ` +
-      `${serverCpu}; median of ${runs} runs (each after a ${warmup} s ` +
-      `warm-up on a fresh server). Deno ${version}, ` +
+      `${serverCpu}; ${runs} rounds, each server on a fresh process after ` +
+      `a ${warmup} s warm-up. Deno ${version}, ` +
       `wrk ${
         /wrk\s+(?:\S*\/)?([\d.]+)/.exec(wrkVersion)?.[1] ?? "?"
       }, ${cpu}, ` +
       `${navigator.hardwareConcurrency} CPUs.\n`,
   );
   console.log(
-    "| server | connections | req/s (median) | vs raw Deno | p50 ms | p99 ms | runs (req/s) | errors |",
+    "| server | conns | req/s (median) | vs raw Deno | p50 ms | p99 ms | req/s per round | server CPU | req per server CPU-s (median) | vs raw Deno | errors | CPU lost (max) |",
   );
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+  console.log(
+    "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+  );
   for (const conns of connections) {
     const base = results.get(`raw_deno/${conns}`);
-    const baseRps = base ? median(base.map((r) => r.rps)) : NaN;
+    // Ratios within each round (servers measured back to back), then the
+    // median: a slow spell of the host hits every server of a round alike.
+    const ratio = (list: Result[], key: "rps" | "perCpu") =>
+      base === undefined
+        ? "–"
+        : `${
+          median(list.map((r, round) => r[key] / base[round]![key])).toFixed(2)
+        }×`;
     for (const server of servers) {
       const list = results.get(`${server.name}/${conns}`) ?? [];
-      const rps = median(list.map((r) => r.rps));
-      const ratio = Number.isNaN(baseRps)
-        ? "–"
-        : `${(rps / baseRps).toFixed(2)}×`;
-      console.log(
-        `| ${server.label} | ${conns} | ${rps.toFixed(0)} | ${ratio} | ${
-          median(list.map((r) => r.p50)).toFixed(2)
-        } | ${median(list.map((r) => r.p99)).toFixed(2)} | ${
-          list.map((r) => r.rps.toFixed(0)).join(", ")
-        } | ${list.reduce((sum, r) => sum + r.errors, 0)} |`,
-      );
+      const lost = Math.max(...list.map((r) => r.foreign + r.steal));
+      const cells = [
+        server.label,
+        conns,
+        median(list.map((r) => r.rps)).toFixed(0),
+        ratio(list, "rps"),
+        median(list.map((r) => r.p50)).toFixed(2),
+        median(list.map((r) => r.p99)).toFixed(2),
+        list.map((r) => r.rps.toFixed(0)).join(", "),
+        `${(median(list.map((r) => r.serverCpu)) * 100).toFixed(0)}%`,
+        median(list.map((r) => r.perCpu)).toFixed(0),
+        ratio(list, "perCpu"),
+        list.reduce((sum, r) => sum + r.errors, 0),
+        `${(lost * 100).toFixed(1)}%`,
+      ];
+      console.log(`| ${cells.join(" | ")} |`);
     }
   }
+  console.log(
+    "\nRatios: median over rounds of (server / raw Deno in the same round). " +
+      "req per server CPU-s: requests answered / the server process's CPU " +
+      "time (user + system), which stolen time does not inflate. errors: " +
+      "non-2xx responses plus socket errors summed over the rounds (wrk " +
+      "counts a request unanswered after 2 s as a timeout). CPU lost: other " +
+      "processes' CPU time plus hypervisor steal on the two pinned CPUs, as " +
+      "a share of one CPU.",
+  );
 }
 
 if (import.meta.main) await main();
