@@ -3,8 +3,9 @@
  * model so the benchmark's `Deno.serve` and raw-socket servers reuse them and
  * do exactly the same work per request: parse a request head, map its target
  * to a file inside a root directory (never outside it), pick a
- * `Content-Type`, format responses, and stream a file in chunks through a
- * `more()` producer.
+ * `Content-Type`, format responses, and produce file bodies for asynchat: a
+ * `more()` producer for a small file, an async iterable of chunks for a
+ * large one.
  *
  * @module
  */

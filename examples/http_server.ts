@@ -12,8 +12,10 @@
  *
  * What it serves: regular files inside DIR (a directory serves its
  * `index.html`), never anything outside it (`..`, `%2e%2e`, encoded slashes
- * and symlinks that lead out are refused). Large files are streamed from
- * disk in 64 KiB chunks by a `more()` producer. Errors: 400 malformed
+ * and symlinks that lead out are refused). A file up to 64 KiB goes out
+ * with its head in one write, read when its turn comes; a larger one is
+ * streamed in 64 KiB chunks by an async-iterable producer, read only as fast
+ * as the client takes them, never whole in memory. Errors: 400 malformed
  * request, 403 refused path, 404 missing, 405 other methods (with `Allow`),
  * 413 body over 1 MiB, 431 head over 16 KiB, 501 `Transfer-Encoding`,
  * 505 HTTP/2+.
