@@ -32,7 +32,12 @@ import {
   setNoDelay,
   type Stream,
 } from "./_channel.ts";
-import { type FileSource, FileWrapper } from "./_file_wrapper.ts";
+import {
+  type FileHandle,
+  type FileSource,
+  FileWrapper,
+  type PipePair,
+} from "./_file_wrapper.ts";
 import { wakerFor } from "./_ready.ts";
 import { compact_traceback, socket_map, type SocketMap } from "./loop.ts";
 import {
@@ -48,7 +53,7 @@ import {
   SOCK_STREAM,
 } from "./socket.ts";
 
-export { type FileSource, FileWrapper };
+export { type FileHandle, type FileSource, FileWrapper, type PipePair };
 
 /** What a dispatcher can wrap: a connection, a listener, or a file. */
 export type Socket = Deno.Conn | Deno.Listener | FileWrapper;
