@@ -4,6 +4,7 @@
 // send buffer; settled operations push the channel onto its map's ready queue.
 
 import type { Queued, Waker } from "./_ready.ts";
+import { copyBytes } from "./_slab.ts";
 
 /** What a channel reads from and writes to: a `Deno.Conn`, a file, a pipe. */
 export interface Stream {
@@ -18,8 +19,9 @@ export const OUTBOX_MARK = 256 * 1024;
 // fills them and shrink back when reads use a quarter or less.
 const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
-// Small queued chunks are merged into one write of up to this many bytes.
+/** Queued bytes are merged into chunks of up to this size, one write each. */
 const COALESCE = 64 * 1024;
+const MIN_TAIL = 4 * 1024;
 const EMPTY = new Uint8Array(0);
 
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
@@ -96,8 +98,13 @@ export class Channel<O = unknown> implements Queued {
   #buf: Uint8Array = EMPTY;
   #readSize = MIN_READ;
   #out: Uint8Array[] = [];
+  /** The buffer behind the last chunk of #out, while it has room to grow. */
+  #tail: Uint8Array | null = null;
   #outBytes = 0;
   #writing = false;
+  /** Whether send() is holding bytes back, and the inbox flush() last saw. */
+  #held = false;
+  #heldIn: Uint8Array | null = null;
   #abort: AbortController | null = null;
   #noDelay = true;
 
@@ -172,10 +179,69 @@ export class Channel<O = unknown> implements Queued {
     const room = OUTBOX_MARK - this.#outBytes;
     const n = data.length < room ? data.length : room;
     if (n <= 0) return 0;
-    this.#out.push(data.slice(0, n));
+    const bytes = n === data.length ? data : data.subarray(0, n);
     this.#outBytes += n;
-    if (!this.#writing) this.#startWrite();
+    if (this.#writing) {
+      this.#append(bytes);
+    } else if (this.#in !== null && this.#outBytes < COALESCE) {
+      // More input waits for the next pass, whose handler will likely send
+      // again: hold these bytes so one large write replaces many small ones.
+      // flush() ends the hold within a pass or two.
+      this.#held = true;
+      this.#append(bytes);
+    } else if (this.#out.length === 0) {
+      this.#out.push(copyBytes(bytes));
+      this.#startWrite();
+    } else {
+      this.#append(bytes);
+      this.#startWrite();
+    }
     return n;
+  }
+
+  // Copies queued bytes into the last chunk's spare room, or a new chunk with
+  // room for more, so a run of sends becomes one write op, not one per send.
+  // The chunk being written (the first, while #writing) is never touched.
+  #append(bytes: Uint8Array): void {
+    const out = this.#out;
+    const last = out.length - 1;
+    const tail = this.#tail;
+    if (tail !== null && last >= (this.#writing ? 1 : 0)) {
+      const used = out[last]!.length;
+      if (used + bytes.length <= tail.length) {
+        tail.set(bytes, used);
+        out[last] = tail.subarray(0, used + bytes.length);
+        return;
+      }
+    }
+    if (bytes.length >= COALESCE) {
+      this.#tail = null;
+      out.push(bytes.slice());
+      return;
+    }
+    const room = new Uint8Array(
+      Math.min(COALESCE, Math.max(MIN_TAIL, bytes.length * 8)),
+    );
+    room.set(bytes);
+    this.#tail = room;
+    out.push(room.subarray(0, bytes.length));
+  }
+
+  /**
+   * Writes held bytes once the input that held them is consumed, or when a
+   * pass consumed none of it (a handler that stopped reading must not stall
+   * its own output). The loop calls it on every channel each pass.
+   */
+  flush(): void {
+    if (!this.#held) return;
+    const input = this.#in;
+    if (input === null || input === this.#heldIn || !this.wantRead) {
+      this.#held = false;
+      this.#heldIn = null;
+      if (!this.#writing && this.#out.length > 0) this.#startWrite();
+    } else {
+      this.#heldIn = input;
+    }
   }
 
   /** Takes the accepted connection, if any; throws a pending accept error. */
@@ -235,44 +301,25 @@ export class Channel<O = unknown> implements Queued {
     this.#accepted = null;
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    if (!this.#writing) this.#release();
+    this.#held = false;
+    this.#heldIn = null;
+    if (this.#writing) return;
+    if (this.#out.length > 0 && this.stream !== null) this.#startWrite();
+    else this.#release();
   }
 
   #release(): void {
     const stream = this.stream;
     this.stream = null;
     this.#out = [];
+    this.#tail = null;
     this.#outBytes = 0;
     if (stream !== null) closeQuietly(stream);
   }
 
   #startWrite(): void {
-    const out = this.#out;
-    let chunk = out[0]!;
-    if (out.length > 1 && chunk.length < COALESCE) chunk = this.#coalesce();
     this.#writing = true;
-    this.stream!.write(chunk).then(this.#onWritten, this.#onWriteError);
-  }
-
-  // Merges leading small chunks into one buffer so a burst of small pushes
-  // costs one write op instead of one per push.
-  #coalesce(): Uint8Array {
-    const out = this.#out;
-    let count = 0;
-    let size = 0;
-    while (count < out.length && size + out[count]!.length <= COALESCE) {
-      size += out[count]!.length;
-      count++;
-    }
-    if (count < 2) return out[0]!;
-    const merged = new Uint8Array(size);
-    let offset = 0;
-    for (let i = 0; i < count; i++) {
-      merged.set(out[i]!, offset);
-      offset += out[i]!.length;
-    }
-    out.splice(0, count, merged);
-    return merged;
+    this.stream!.write(this.#out[0]!).then(this.#onWritten, this.#onWriteError);
   }
 
   #onRead = (n: number | null): void => {
@@ -289,9 +336,11 @@ export class Channel<O = unknown> implements Queued {
         // Mostly full: hand the buffer over instead of copying it.
         this.#in = buf.subarray(0, n);
         this.#buf = EMPTY;
-        if (n === buf.length && this.#readSize < MAX_READ) this.#readSize *= 4;
+        if (n === buf.length && this.#readSize < MAX_READ) {
+          this.#readSize = Math.min(this.#readSize * 4, MAX_READ);
+        }
       } else {
-        this.#in = buf.slice(0, n);
+        this.#in = copyBytes(buf.subarray(0, n));
         if (n * 4 <= buf.length && this.#readSize > MIN_READ) {
           this.#readSize /= 4;
         }
@@ -351,6 +400,7 @@ export class Channel<O = unknown> implements Queued {
       return;
     }
     this.#writing = false;
+    this.#tail = null;
     if (this.closed) this.#release();
   };
 
@@ -358,6 +408,7 @@ export class Channel<O = unknown> implements Queued {
     this.#writing = false;
     const wasClosed = this.closed;
     this.#out = [];
+    this.#tail = null;
     this.#outBytes = 0;
     if (wasClosed) {
       this.#release();

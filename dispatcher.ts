@@ -228,6 +228,12 @@ export class Dispatcher {
     const target = map ?? this.#map;
     if (fd !== null && target.get(fd) === this) target.delete(fd);
     this.#fileno = null;
+    // No more passes will see this channel: write what it held back.
+    const channel = this[kChannel];
+    if (channel !== null) {
+      channel.wantRead = false;
+      channel.flush();
+    }
   }
 
   /**

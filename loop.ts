@@ -257,6 +257,7 @@ async function scan(
     if (channel === null) continue;
     channel.wantRead = isReadable;
     channel.wantWrite = isWritable;
+    channel.flush();
     if (isReadable) {
       channel.armRead();
       if (channel.readReady()) readers.push(obj);

@@ -1,0 +1,27 @@
+// Copies of small byte runs, carved from shared slabs. V8 keeps a typed array
+// of 64 bytes or less inside its heap, and handing one to a read or write op
+// makes V8 move it out first, which costs more than the op itself; a fresh
+// ArrayBuffer per copy costs an allocation and external-memory accounting.
+// Views into one larger buffer avoid both (Node's Buffer pool does the same).
+
+const SLAB_SIZE = 16 * 1024;
+/** Copies above this size get their own buffer, so a slab stays cheap to pin. */
+const MAX_CARVE = 1024;
+
+let slab = new Uint8Array(0);
+let used = 0;
+
+/** A private copy of `bytes` that is safe to hand to an I/O op. */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const n = bytes.length;
+  if (n > MAX_CARVE) return bytes.slice();
+  if (used + n > slab.length) {
+    slab = new Uint8Array(SLAB_SIZE);
+    used = 0;
+  }
+  const copy = slab.subarray(used, used + n);
+  copy.set(bytes);
+  // Eight-byte alignment keeps every view's start aligned for the op layer.
+  used = (used + n + 7) & ~7;
+  return copy;
+}
