@@ -4,7 +4,7 @@
 // send buffer; settled operations push the channel onto its map's ready queue.
 
 import type { Queued, Waker } from "./_ready.ts";
-import { copyBytes } from "./_slab.ts";
+import { CHUNK_SIZE, copyBytes, returnChunk, takeChunk } from "./_slab.ts";
 
 /** What a channel reads from and writes to: a `Deno.Conn`, a file, a pipe. */
 export interface Stream {
@@ -21,7 +21,6 @@ const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
 /** Queued bytes are merged into chunks of up to this size, one write each. */
 const COALESCE = 64 * 1024;
-const MIN_TAIL = 4 * 1024;
 const EMPTY = new Uint8Array(0);
 
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
@@ -214,14 +213,12 @@ export class Channel<O = unknown> implements Queued {
         return;
       }
     }
-    if (bytes.length >= COALESCE) {
+    if (bytes.length >= CHUNK_SIZE) {
       this.#tail = null;
       out.push(bytes.slice());
       return;
     }
-    const room = new Uint8Array(
-      Math.min(COALESCE, Math.max(MIN_TAIL, bytes.length * 8)),
-    );
+    const room = takeChunk();
     room.set(bytes);
     this.#tail = room;
     out.push(room.subarray(0, bytes.length));
@@ -390,8 +387,13 @@ export class Channel<O = unknown> implements Queued {
     this.#outBytes -= n;
     const out = this.#out;
     const head = out[0]!;
-    if (n >= head.length) out.shift();
-    else out[0] = head.subarray(n);
+    if (n >= head.length) {
+      out.shift();
+      if (head.buffer === this.#tail?.buffer) this.#tail = null;
+      returnChunk(head);
+    } else {
+      out[0] = head.subarray(n);
+    }
     if (wasFull && !this.closed && this.#outBytes < OUTBOX_MARK) {
       this.waker?.push(this);
     }

@@ -14,10 +14,20 @@ export class Waker<T extends Queued = Queued> {
   /** An error a hook's rejected promise raised that must end `loop()`. */
   exit: unknown = undefined;
   #resolve: (() => void) | null = null;
+  // One timer serves many waits: arming and clearing a timer per wait costs
+  // more than a whole echo round trip, so a wait ended by I/O leaves the timer
+  // running, and when it fires early for a later wait it is armed again for
+  // the rest of that wait's time. idle() clears it once the loop stops.
   #timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #timerAt = Infinity;
+  #deadline = Infinity;
   #onTimeout = (): void => {
     this.#timer = undefined;
-    this.wake();
+    this.#timerAt = Infinity;
+    if (this.#resolve === null) return;
+    const left = this.#deadline - performance.now();
+    if (left > 1) this.#arm(left);
+    else this.wake();
   };
 
   /** Queues `item` (once) and wakes a waiting loop. */
@@ -34,10 +44,6 @@ export class Waker<T extends Queued = Queued> {
     const resolve = this.#resolve;
     if (resolve !== null) {
       this.#resolve = null;
-      if (this.#timer !== undefined) {
-        clearTimeout(this.#timer);
-        this.#timer = undefined;
-      }
       resolve();
     }
   }
@@ -49,10 +55,29 @@ export class Waker<T extends Queued = Queued> {
     }
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
-      // A zero timeout still yields one macrotask so pending I/O can land;
-      // timers cap at 2^31-1 ms and would fire at once beyond it.
-      this.#timer = setTimeout(this.#onTimeout, Math.min(ms, MAX_TIMER_MS));
+      this.#deadline = performance.now() + ms;
+      // A zero timeout still yields one macrotask so pending I/O can land.
+      if (this.#timer === undefined || this.#timerAt > this.#deadline) {
+        this.#arm(ms);
+      }
     });
+  }
+
+  /** Clears the timer: nothing of the loop stays pending once it stops. */
+  idle(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+    }
+  }
+
+  #arm(ms: number): void {
+    this.idle();
+    // Timers cap at 2^31-1 ms and would fire at once beyond it.
+    const delay = Math.min(ms, MAX_TIMER_MS);
+    this.#timer = setTimeout(this.#onTimeout, delay);
+    this.#timerAt = performance.now() + delay;
   }
 
   /** Takes every queued item and clears their flags. */

@@ -226,7 +226,11 @@ export class Dispatcher {
   del_channel(map: SocketMap | null = null): void {
     const fd = this.#fileno;
     const target = map ?? this.#map;
-    if (fd !== null && target.get(fd) === this) target.delete(fd);
+    if (fd !== null && target.get(fd) === this) {
+      target.delete(fd);
+      // A loop waiting on this map re-checks it (it may now be empty).
+      wakerFor(target).wake();
+    }
     this.#fileno = null;
     // No more passes will see this channel: write what it held back.
     const channel = this[kChannel];

@@ -317,9 +317,22 @@ export async function poll(
 ): Promise<void> {
   const seconds = checkTimeout(timeout);
   if (checkMap(map).size === 0) return;
+  await alone(pollPass(seconds, map), map);
+}
+
+async function pollPass(seconds: number, map: SocketMap): Promise<void> {
   const [readers, writers] = await scan(seconds, map);
   for (const obj of readers) if (isCurrent(map, obj)) read(obj);
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
+}
+
+// A pass called on its own (not by loop()) leaves no timer behind.
+async function alone(pass: Promise<void>, map: SocketMap): Promise<void> {
+  try {
+    await pass;
+  } finally {
+    wakerFor(map).idle();
+  }
 }
 
 /**
@@ -346,6 +359,10 @@ export async function poll2(
 ): Promise<void> {
   const seconds = checkTimeout(timeout);
   if (checkMap(map).size === 0) return;
+  await alone(poll2Pass(seconds, map), map);
+}
+
+async function poll2Pass(seconds: number, map: SocketMap): Promise<void> {
   const [readers, writers] = await scan(seconds, map);
   const flags = new Map<Dispatcher, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
@@ -432,7 +449,7 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("Cannot run loop: signal must be an AbortSignal");
   }
-  const pass = use_poll ? poll2 : poll;
+  const pass = use_poll ? poll2Pass : pollPass;
   const waker = wakerFor(map);
   const onAbort = (): void => waker.wake();
   signal?.addEventListener("abort", onAbort);
@@ -444,6 +461,7 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
     }
   } finally {
     signal?.removeEventListener("abort", onAbort);
+    waker.idle();
   }
 }
 
@@ -481,7 +499,9 @@ export function close_all(
     }
   }
   map.clear();
-  wakerFor(map).exit = undefined;
+  const waker = wakerFor(map);
+  waker.exit = undefined;
+  waker.idle();
 }
 
 /** `[file, function, line]` of one stack frame. */
