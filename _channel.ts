@@ -4,7 +4,13 @@
 // send buffer; settled operations push the channel onto its map's ready queue.
 
 import type { Queued, Waker } from "./_ready.ts";
-import { CHUNK_SIZE, copyBytes, returnChunk, takeChunk } from "./_slab.ts";
+import {
+  carve,
+  CHUNK_SIZE,
+  copyBytes,
+  returnChunk,
+  takeChunk,
+} from "./_slab.ts";
 
 /** What a channel reads from and writes to: a `Deno.Conn`, a file, a pipe. */
 export interface Stream {
@@ -118,7 +124,7 @@ export class Channel<O = unknown> implements Queued {
     if (stream !== null) {
       if (this.#in !== null || this.#eof) return;
       if (this.#buf.length !== this.#readSize) {
-        this.#buf = new Uint8Array(this.#readSize);
+        this.#buf = carve(this.#readSize);
       }
       this.#reading = true;
       stream.read(this.#buf).then(this.#onRead, this.#onReadError);

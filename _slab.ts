@@ -13,17 +13,26 @@ let used = 0;
 
 /** A private copy of `bytes` that is safe to hand to an I/O op. */
 export function copyBytes(bytes: Uint8Array): Uint8Array {
-  const n = bytes.length;
-  if (n > MAX_CARVE) return bytes.slice();
-  if (used + n > slab.length) {
+  if (bytes.length > MAX_CARVE) return bytes.slice();
+  const copy = carve(bytes.length);
+  copy.set(bytes);
+  return copy;
+}
+
+/**
+ * `size` fresh zeroed bytes that nothing else uses: carved from a slab when
+ * small (an idle connection's read buffer costs no allocation of its own).
+ */
+export function carve(size: number): Uint8Array {
+  if (size > MAX_CARVE) return new Uint8Array(size);
+  if (used + size > slab.length) {
     slab = new Uint8Array(SLAB_SIZE);
     used = 0;
   }
-  const copy = slab.subarray(used, used + n);
-  copy.set(bytes);
+  const bytes = slab.subarray(used, used + size);
   // Eight-byte alignment keeps every view's start aligned for the op layer.
-  used = (used + n + 7) & ~7;
-  return copy;
+  used = (used + size + 7) & ~7;
+  return bytes;
 }
 
 /** The size of the outbox's pooled chunks. */
