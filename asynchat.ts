@@ -477,6 +477,9 @@ export class AsyncChat extends Dispatcher {
       this.#paused = false;
       this.#wake();
     }
+    // A channel closed meanwhile gets no more records, as a closed socket's
+    // input is gone in Python.
+    if (!this.connected) return;
     return this.#split();
   }
 

@@ -29,6 +29,8 @@ export interface LoopUntilOptions {
    * wait for another process.
    */
   limit?: number;
+  /** What was awaited, for the failure message. */
+  what?: string;
 }
 
 /**
@@ -40,13 +42,18 @@ export async function loopUntil(
   done: () => boolean,
   options: LoopUntilOptions = {},
 ): Promise<void> {
-  const { map = socket_map, use_poll = false, timeout = 0.05, limit = 10 } =
-    options;
+  const {
+    map = socket_map,
+    use_poll = false,
+    timeout = 0.05,
+    limit = 10,
+    what = "the flag is set",
+  } = options;
   const deadline = performance.now() + limit * 1000;
   while (!done() && map.size > 0 && performance.now() < deadline) {
     await loop({ timeout, count: 1, use_poll, map });
   }
-  assert.ok(done(), "the condition was not reached (flag not set)");
+  assert.ok(done(), `gave up waiting until ${what}`);
 }
 
 /**

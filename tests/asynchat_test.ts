@@ -16,6 +16,7 @@ import {
 } from "../mod.ts";
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
+import { loopUntil } from "./_helpers.ts";
 
 const HOST = "127.0.0.1";
 const SERVER_QUIT = "QUIT\n";
@@ -56,11 +57,6 @@ async function readAll(conn: Deno.Conn): Promise<string> {
 }
 
 // CPython's loop_waiting_for_flag: run passes until `done()`, with a bound.
-async function runUntil(done: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400 && !done(); i++) await poll(0.05);
-  assert.ok(done(), `gave up waiting until ${what}`);
-}
-
 /**
  * Python's threaded echo_server as a task on this event loop: collects what
  * one client sends until "QUIT\n", then sends it all back in `chunkSize`
@@ -448,7 +444,9 @@ async function feed(
 ): Promise<void> {
   const target = chat.received + data.length;
   await writeAll(peer, data);
-  await runUntil(() => chat.received >= target, `${target} bytes arrived`);
+  await loopUntil(() => chat.received >= target, {
+    what: `${target} bytes arrived`,
+  });
 }
 
 const SPLIT_CASES: [term: string, message: string, records: string[]][] = [
@@ -784,7 +782,7 @@ Deno.test("AsyncChat.discard_buffers() and close() cancel async producers", asyn
           },
         }),
       );
-      await runUntil(() => pulls > 0, "the producer is pulled");
+      await loopUntil(() => pulls > 0, { what: "the producer is pulled" });
       assert.equal(chat.writable(), false, "waiting for a chunk");
       close_all();
       assert.ok(cancelled);
@@ -807,12 +805,16 @@ Deno.test("AsyncChat's _collect_incoming_data() and _get_data() gather a record"
   const [chat, peer] = await chatPair((conn) => new Lines(conn));
   chat.set_terminator("\n");
   await writeAll(peer, bytes("hel"));
-  await runUntil(() => chat.incoming.length === 1, "a piece arrived");
+  await loopUntil(() => chat.incoming.length === 1, {
+    what: "a piece arrived",
+  });
   await writeAll(peer, bytes("lo\nwor"));
-  await runUntil(() => chat.lines.length === 1, "a line arrived");
+  await loopUntil(() => chat.lines.length === 1, { what: "a line arrived" });
   assert.deepEqual(chat.incoming, [bytes("wor")]);
   await writeAll(peer, bytes("ld\n\n"));
-  await runUntil(() => chat.lines.length === 3, "three lines arrived");
+  await loopUntil(() => chat.lines.length === 3, {
+    what: "three lines arrived",
+  });
   assert.deepEqual(chat.lines, ["hello", "world", ""]);
   assert.deepEqual(chat.incoming, []);
   close_all();
@@ -846,7 +848,7 @@ Deno.test("AsyncChat waits for an async found_terminator() on every path", async
   await feed(chat, peer, bytes("a\r"));
   await feed(chat, peer, bytes("\nxyzb\r"));
   await feed(chat, peer, bytes("\nc\r\n"));
-  await runUntil(() => chat.records.length === 4, "four records");
+  await loopUntil(() => chat.records.length === 4, { what: "four records" });
   assert.deepEqual(chat.records, ["a", "xyz", "b", "c"]);
   close_all();
   peer.close();
@@ -1048,4 +1050,30 @@ Deno.test("AsyncChat splits random input exactly as Python's algorithm does", ()
       context,
     );
   }
+});
+
+Deno.test("AsyncChat closed during an async found_terminator() reports no more records", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  class Gated extends AsyncChat {
+    lines: string[] = [];
+    override collect_incoming_data(data: Uint8Array): void {
+      this._collect_incoming_data(data);
+    }
+    override async found_terminator(): Promise<void> {
+      this.lines.push(text(this._get_data()));
+      await gate;
+    }
+  }
+  const [chat, peer] = await chatPair((conn) => new Gated(conn));
+  chat.set_terminator("\n");
+  await writeAll(peer, bytes("a\nb\nc\n"));
+  await loopUntil(() => chat.lines.length === 1, { what: "a line arrived" });
+  chat.close();
+  release();
+  // Let the paused split resume, as it would if it were still open.
+  for (let i = 0; i < 3; i++) await Promise.resolve();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(chat.lines, ["a"]);
+  peer.close();
 });
