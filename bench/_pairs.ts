@@ -61,3 +61,14 @@ export function fileLimit(): number {
   }
   return 1024;
 }
+
+/** Writes all of `data` to `conn`. */
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    offset += await conn.write(data.subarray(offset));
+  }
+}

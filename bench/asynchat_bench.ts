@@ -11,7 +11,7 @@
 
 import { close_all, poll, type SocketMap } from "@asyncore/asyncore";
 import { AsyncChat, find_prefix_at_end } from "@asyncore/asyncore/asynchat";
-import { connectedPairs } from "./_pairs.ts";
+import { connectedPairs, writeAll } from "./_pairs.ts";
 
 const CRLF = new Uint8Array([13, 10]);
 const LINE = 64;
@@ -60,13 +60,6 @@ globalThis.addEventListener("unload", () => {
   close_all(map);
   for (const conn of [feed, rawFeed, rawEnd]) conn.close();
 });
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    offset += await conn.write(data.subarray(offset));
-  }
-}
 
 async function receive(records: number): Promise<void> {
   const total = chat.records + records;

@@ -16,7 +16,7 @@ import {
   poll,
   type SocketMap,
 } from "@asyncore/asyncore";
-import { connectedPairs } from "./_pairs.ts";
+import { connectedPairs, writeAll } from "./_pairs.ts";
 
 const SMALL = new Uint8Array(64).fill(0x61);
 const LARGE = new Uint8Array(64 * 1024).fill(0x62);
@@ -66,13 +66,6 @@ async function until(peer: Peer, total: number): Promise<void> {
     throw new Error(
       `Cannot finish the exchange: ${peer.received} of ${total} bytes arrived`,
     );
-  }
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    offset += await conn.write(data.subarray(offset));
   }
 }
 

@@ -194,6 +194,16 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   return concat(chunks);
 }
 
+/** Writes all of `data` to `conn`. */
+export async function writeAll(
+  conn: Deno.Conn,
+  data: Uint8Array,
+): Promise<void> {
+  for (let offset = 0; offset < data.length;) {
+    offset += await conn.write(data.subarray(offset));
+  }
+}
+
 /** Joins byte arrays. */
 export function concat(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));

@@ -16,7 +16,7 @@ import {
 } from "../mod.ts";
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
-import { loopUntil } from "./_helpers.ts";
+import { concat, loopUntil, writeAll } from "./_helpers.ts";
 
 const HOST = "127.0.0.1";
 const SERVER_QUIT = "QUIT\n";
@@ -31,25 +31,13 @@ function text(data: Uint8Array): string {
   return decoder.decode(data);
 }
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.length;) {
-    offset += await conn.write(data.subarray(offset));
-  }
-}
-
 async function readAllBytes(conn: Deno.Conn): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   const buf = new Uint8Array(4096);
   for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
     chunks.push(buf.slice(0, n));
   }
-  const all = new Uint8Array(chunks.reduce((sum, c) => sum + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
+  return concat(chunks);
 }
 
 async function readAll(conn: Deno.Conn): Promise<string> {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { Dispatcher, DispatcherWithSend, loop } from "../mod.ts";
-import { closing, loopUntil, readAll } from "./_helpers.ts";
+import { closing, loopUntil, readAll, writeAll } from "./_helpers.ts";
 
 // Echoes in small slices, so one read's bytes take many passes to consume.
 class SliceEcho extends DispatcherWithSend {
@@ -27,12 +27,6 @@ async function acceptedPair(): Promise<[Deno.Conn, Deno.Conn]> {
   });
   const server = await listener.accept();
   return [server, await client];
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < data.length;) {
-    offset += await conn.write(data.subarray(offset));
-  }
 }
 
 Deno.test("sends merged while input is consumed arrive complete and in order", async () => {

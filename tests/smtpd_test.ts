@@ -15,6 +15,7 @@ import {
   SMTPServer,
 } from "../examples/smtpd/mod.ts";
 import { parseAddress } from "../examples/smtpd/_address.ts";
+import { concat } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -41,16 +42,6 @@ const HAS_SMTPD = run("python3", [
   "import asyncore, smtpd",
 ]);
 const HAS_SWAKS = run("swaks", ["--version"]);
-
-function join(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
 
 /** A bare SMTP client on a Deno socket: sends bytes, reads replies. */
 class RawClient {
@@ -84,7 +75,7 @@ class RawClient {
       }
       const n = await this.#conn.read(this.#chunk);
       if (n === null) return null;
-      this.#buffer = join([this.#buffer, this.#chunk.subarray(0, n)]);
+      this.#buffer = concat([this.#buffer, this.#chunk.subarray(0, n)]);
     }
   }
 
@@ -105,7 +96,7 @@ class RawClient {
     await this.write(
       typeof line === "string"
         ? `${line}\r\n`
-        : join([line, encoder.encode("\r\n")]),
+        : concat([line, encoder.encode("\r\n")]),
     );
     return await this.reply();
   }
@@ -698,7 +689,7 @@ Deno.test("SMTPChannel keeps 8-bit data byte for byte", async () => {
       ) {
         await client.command(line);
       }
-      await client.write(join([body, encoder.encode("\r\n.\r\n")]));
+      await client.write(concat([body, encoder.encode("\r\n.\r\n")]));
       assert.deepEqual(await client.reply(), ["250 OK"]);
     } finally {
       client.close();
@@ -1502,7 +1493,7 @@ function bigMessage(): Uint8Array {
 }
 
 function utf8Message(): Uint8Array {
-  return join([
+  return concat([
     encoder.encode(
       "Subject: 8-bit\r\nContent-Type: text/plain; charset=utf-8\r\n" +
         "Content-Transfer-Encoding: 8bit\r\n\r\nZa\u017c\u00f3\u0142\u0107 " +
@@ -1572,7 +1563,7 @@ Deno.test({
       "utf8@example.com",
     ]);
     const expect = (from: string, to: string[], data: Uint8Array) =>
-      join([encoder.encode(header(from, to)), data]);
+      concat([encoder.encode(header(from, to)), data]);
     assert.deepEqual(
       files.get("multi@example.com"),
       expect("multi@example.com", [
@@ -1756,7 +1747,7 @@ Deno.test("smtpd.ts serves swaks", async (t) => {
         assert.match(decoder.decode(stdout), /<- {2}250 OK/);
       });
       const file = (await stored(dir.path)).get("swaks@example.com")!;
-      const expected = join([
+      const expected = concat([
         encoder.encode(
           header("swaks@example.com", ["one@example.com", "two@example.org"]),
         ),
