@@ -394,27 +394,10 @@ apiTest(
 );
 
 // Deno frees a listener's port only when its pending accept is cancelled,
-// at the next turn of the event loop; see the ignored test below.
+// at the next turn of the event loop (the README lists this difference).
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
-
-Deno.test({
-  name:
-    "a closed server's port can be bound again at once (Deno frees it one event-loop turn later)",
-  ignore: true,
-  async fn() {
-    using _cleanup = closing();
-    const server = new BaseServer(AF_INET, ["127.0.0.1", 0]);
-    const address = server.address;
-    // One pass arms an accept, as serving does.
-    await loop({ count: 1, timeout: 0 });
-    server.close();
-    const again = new Dispatcher();
-    again.create_socket();
-    again.bind(address);
-  },
-});
 
 // A client that connects and resets at once (SO_LINGER 0), as in bpo-10340.
 const QUICK_CONNECT = `
