@@ -14,6 +14,8 @@
  * @module
  */
 
+import { formatHotspots, hotspots } from "./_profile.ts";
+
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const LOADGEN_SRC = `${ROOT}bench/loadgen.c`;
 const LOADGEN = `${ROOT}bench/loadgen/loadgen`;
@@ -35,6 +37,8 @@ interface Options {
   out: string;
   /** A results.json to tabulate again instead of measuring. */
   table: string | undefined;
+  /** Record and rank a CPU profile of each Deno server. */
+  profile: boolean;
 }
 
 interface Scenario {
@@ -139,6 +143,9 @@ const USAGE = `usage: deno task bench [options]
   --max-noise PCT    measure again when other programs used more than PCT% of a
                      cpu meanwhile (env MAX_NOISE, default 15)
   --retries N        how many times at most (env RETRIES, default 2)
+  --profile          record a CPU profile of each Deno server (deno --cpu-prof)
+                     and print its hottest functions; profiling slows the
+                     servers, so compare such runs only with each other
   --table FILE       print the table of an earlier run's results.json again
   --out DIR          where raw results go (env OUT,
                      default $TMPDIR/asyncore-bench/<timestamp>)
@@ -166,6 +173,7 @@ function parseOptions(args: string[]): Options {
     "retries",
     "out",
     "table",
+    "profile",
   ];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -177,7 +185,7 @@ function parseOptions(args: string[]): Options {
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     if (!known.includes(name)) usageError(`unknown option "--${name}"`);
-    if (name === "quick" || name === "anchors") {
+    if (name === "quick" || name === "anchors" || name === "profile") {
       flags.set(name, "1");
     } else if (eq < 0 && i + 1 >= args.length) {
       usageError(`"--${name}" needs a value`);
@@ -236,6 +244,7 @@ function parseOptions(args: string[]): Options {
     maxNoise: num("max-noise", 15, 0),
     retries: Math.floor(num("retries", 2, 0)),
     table: flags.get("table"),
+    profile: get("profile") === "1",
     out: get("out") ??
       `${env("TMPDIR") ?? "/tmp"}/asyncore-bench/${stamp}`,
   };
@@ -499,6 +508,16 @@ async function measure(
     attempt > 1 ? `.try${attempt}` : ""
   }`;
   let argv = SERVERS[name]!.argv;
+  const profileDir = `${o.out}/profiles/${tag}`;
+  if (o.profile && argv[0] === Deno.execPath() && argv[1] === "run") {
+    argv = [
+      argv[0],
+      "run",
+      "--cpu-prof",
+      `--cpu-prof-dir=${profileDir}`,
+      ...argv.slice(2),
+    ];
+  }
   if (scenario.manyFiles) argv = withFileLimit(argv, o.idleConns + 256);
   argv = [...pins[0], ...argv];
   let server: Server;
@@ -525,6 +544,7 @@ async function measure(
   const timeoutMs = (o.dur + o.warm + o.hold + 200) * 1000;
   const out = await run([...pins[1], LOADGEN, ...args], { timeoutMs });
   await stopServer(server);
+  if (o.profile) await reportProfile(profileDir, tag);
   const text = out === null ? "" : out.stdout + out.stderr;
   await Deno.writeTextFile(`${o.out}/logs/${tag}.loadgen.log`, text);
   const result = parseResult(text);
@@ -537,6 +557,21 @@ async function measure(
       ? { error: "the load generator printed no RESULT" }
       : {}),
   };
+}
+
+// The profile is written when the server exits; a server that is not a Deno
+// program has none.
+async function reportProfile(dir: string, tag: string): Promise<void> {
+  let spots;
+  try {
+    spots = await hotspots(dir, 12);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  const text = formatHotspots(spots);
+  await Deno.writeTextFile(`${dir}/hotspots.txt`, `${text}\n`);
+  console.log(`${tag}: self time by function (${dir})\n${text}`);
 }
 
 // ---------------------------------------------------------------- the table
