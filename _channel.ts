@@ -27,6 +27,8 @@ const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
 /** Queued bytes are merged into chunks of up to this size, one write each. */
 const COALESCE = 64 * 1024;
+/** Passes that output may be held while the input behind it is consumed. */
+const MAX_HELD_PASSES = 16;
 const EMPTY = new Uint8Array(0);
 
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
@@ -110,6 +112,7 @@ export class Channel<O = unknown> implements Queued {
   /** Whether send() is holding bytes back, and the inbox flush() last saw. */
   #held = false;
   #heldIn: Uint8Array | null = null;
+  #heldPasses = 0;
   #abort: AbortController | null = null;
   #noDelay = true;
 
@@ -231,20 +234,29 @@ export class Channel<O = unknown> implements Queued {
   }
 
   /**
-   * Writes held bytes once the input that held them is consumed, or when a
-   * pass consumed none of it (a handler that stopped reading must not stall
-   * its own output). The loop calls it on every channel each pass.
+   * Writes held bytes once the input that held them is consumed, when a pass
+   * consumed none of it (a handler that stopped reading must not stall its
+   * own output), or after a few passes (one reading in tiny slices must not
+   * delay its replies). The loop calls it on every channel each pass.
    */
   flush(): void {
     if (!this.#held) return;
     const input = this.#in;
-    if (input === null || input === this.#heldIn || !this.wantRead) {
-      this.#held = false;
-      this.#heldIn = null;
+    if (
+      input === null || input === this.#heldIn || !this.wantRead ||
+      ++this.#heldPasses >= MAX_HELD_PASSES
+    ) {
       if (!this.#writing && this.#out.length > 0) this.#startWrite();
+      this.#unhold();
     } else {
       this.#heldIn = input;
     }
+  }
+
+  #unhold(): void {
+    this.#held = false;
+    this.#heldIn = null;
+    this.#heldPasses = 0;
   }
 
   /** Takes the accepted connection, if any; throws a pending accept error. */
@@ -305,8 +317,7 @@ export class Channel<O = unknown> implements Queued {
     this.#accepted = null;
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    this.#held = false;
-    this.#heldIn = null;
+    this.#unhold();
     if (this.#writing) return;
     if (this.#out.length > 0 && this.stream !== null) this.#startWrite();
     else this.#release();
@@ -323,6 +334,7 @@ export class Channel<O = unknown> implements Queued {
 
   #startWrite(): void {
     this.#writing = true;
+    if (this.#held) this.#unhold();
     this.stream!.write(this.#out[0]!).then(this.#onWritten, this.#onWriteError);
   }
 
