@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { Dispatcher, DispatcherWithSend, loop } from "../mod.ts";
+import { Channel } from "../_channel.ts";
 import { closing, loopUntil, readAll, writeAll } from "./_helpers.ts";
 
 // Echoes in small slices, so one read's bytes take many passes to consume.
@@ -89,4 +90,38 @@ Deno.test("close() from a timer ends a loop that waits with a long timeout", asy
   await loop({ timeout: 60 });
   clearTimeout(timer);
   assert.ok(performance.now() - started < 30_000);
+});
+
+Deno.test("output held while input is consumed in tiny slices leaves within 16 passes", async () => {
+  const [server, client] = await acceptedPair();
+  // The channel driven by hand, one flush() per pass as the loop does, over a
+  // real connection: without the bound nothing would be written until all 100
+  // bytes were consumed (pass 100).
+  const channel = new Channel(null);
+  channel.stream = server;
+  channel.wantRead = true;
+  await client.write(new Uint8Array(100).fill(7));
+  channel.armRead();
+  while (!channel.readReady()) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  for (let pass = 0; pass < 20; pass++) {
+    channel.flush();
+    const byte = channel.recv(1);
+    assert.ok(byte !== null && byte.length === 1);
+    assert.equal(channel.send(byte), 1);
+  }
+  const reply = new Uint8Array(100);
+  // A bound on a hang, not a timing: nothing written means no reply ever.
+  let timedOut = false;
+  const guard = setTimeout(() => {
+    timedOut = true;
+    client.close();
+  }, 10_000);
+  const got = await client.read(reply).catch(() => null);
+  clearTimeout(guard);
+  channel.close();
+  if (!timedOut) client.close();
+  assert.ok(got !== null && got >= 16 && got <= 20, `got ${got} bytes`);
+  assert.ok(reply.subarray(0, got).every((b) => b === 7));
 });
