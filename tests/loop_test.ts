@@ -518,3 +518,38 @@ Deno.test("close_all() forgets an ExitNow that lands after loop() stopped", asyn
   await loop({ count: 2, timeout: 0 });
   assert.deepEqual(next.calls, ["write", "write"]);
 });
+
+Deno.test("a channel that is always writable (Python's default) does not starve reads", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  // Writable on every pass and never waits, so no pass ever waits for I/O:
+  // reads land only because the loop lets the event loop turn.
+  class Busy extends Dispatcher {
+    writes = 0;
+    override handle_write(): void {
+      this.writes++;
+    }
+  }
+  class Reader extends Dispatcher {
+    received = "";
+    override writable(): boolean {
+      return false;
+    }
+    override handle_read(): void {
+      this.received += new TextDecoder().decode(this.recv(64));
+    }
+  }
+  const busyPeer = Deno.connect({ hostname: "127.0.0.1", port });
+  const busy = new Busy(await listener.accept());
+  using _busyPeer = await busyPeer;
+  const readerPeer = Deno.connect({ hostname: "127.0.0.1", port });
+  const reader = new Reader(await listener.accept());
+  using peer = await readerPeer;
+  await peer.write(new TextEncoder().encode("ping"));
+  await loopUntil(() => reader.received === "ping", {
+    timeout: 0,
+    what: "the read reached the reader",
+  });
+  assert.ok(busy.writes > 0);
+});
