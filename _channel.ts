@@ -22,9 +22,11 @@ export interface Stream {
 /** Bytes `send()` accepts before it reports "would block" (returns 0). */
 export const OUTBOX_MARK = 256 * 1024;
 // Read buffers start small (idle channels stay cheap), grow x4 whenever a read
-// fills them and shrink back when reads use a quarter or less.
+// fills them and shrink back after a run of reads that use a quarter or less.
 const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
+/** Reads of a quarter of the buffer or less in a row before it shrinks. */
+const SHRINK_AFTER = 8;
 /** Queued bytes are merged into chunks of up to this size, one write each. */
 const COALESCE = 64 * 1024;
 /** Passes that output may be held while the input behind it is consumed. */
@@ -104,6 +106,7 @@ export class Channel<O = unknown> implements Queued {
   #reading = false;
   #buf: Uint8Array = EMPTY;
   #readSize = MIN_READ;
+  #smallReads = 0;
   #out: Uint8Array[] = [];
   /** The buffer behind the last chunk of #out, while it has room to grow. */
   #tail: Uint8Array | null = null;
@@ -353,9 +356,20 @@ export class Channel<O = unknown> implements Queued {
       // costs more, in zeroing and cache misses, than the copy).
       const buf = this.#buf;
       this.#in = copyBytes(buf.subarray(0, n));
-      if (n === buf.length && this.#readSize < MAX_READ) {
-        this.#readSize = Math.min(this.#readSize * 4, MAX_READ);
-      } else if (n * 4 <= buf.length && this.#readSize > MIN_READ) {
+      // Grow at once when a read fills the buffer; shrink only after a run of
+      // small reads, so sizes near a boundary do not flip-flop (each change
+      // costs a new buffer).
+      if (n === buf.length) {
+        this.#smallReads = 0;
+        if (this.#readSize < MAX_READ) {
+          this.#readSize = Math.min(this.#readSize * 4, MAX_READ);
+        }
+      } else if (n * 4 > buf.length) {
+        this.#smallReads = 0;
+      } else if (
+        ++this.#smallReads >= SHRINK_AFTER && this.#readSize > MIN_READ
+      ) {
+        this.#smallReads = 0;
         this.#readSize /= 4;
       }
     }
