@@ -782,10 +782,11 @@ export class DispatcherWithSend extends Dispatcher {
 
   /** Hands up to 64 KiB of {@linkcode out_buffer} to the connection. */
   initiate_send(): void {
-    const sent = super.send(this.out_buffer.subarray(0, 65536));
-    this.out_buffer = sent >= this.out_buffer.length
-      ? EMPTY
-      : this.out_buffer.subarray(sent);
+    const pending = this.out_buffer;
+    const sent = super.send(
+      pending.length > 65536 ? pending.subarray(0, 65536) : pending,
+    );
+    this.out_buffer = sent >= pending.length ? EMPTY : pending.subarray(sent);
   }
 
   /** Drains {@linkcode out_buffer}. */
