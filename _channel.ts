@@ -27,8 +27,6 @@ const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
 /** Reads of a quarter of the buffer or less in a row before it shrinks. */
 const SHRINK_AFTER = 8;
-/** Queued bytes are merged into chunks of up to this size, one write each. */
-const COALESCE = 64 * 1024;
 /** Passes that output may be held while the input behind it is consumed. */
 const MAX_HELD_PASSES = 16;
 const EMPTY = new Uint8Array(0);
@@ -112,8 +110,7 @@ export class Channel<O = unknown> implements Queued {
   #tail: Uint8Array | null = null;
   #outBytes = 0;
   #writing = false;
-  /** Whether send() is holding bytes back, and the inbox flush() last saw. */
-  #held = false;
+  /** While bytes are held: the inbox flush() last saw, and passes seen. */
   #heldIn: Uint8Array | null = null;
   #heldPasses = 0;
   #abort: AbortController | null = null;
@@ -192,21 +189,14 @@ export class Channel<O = unknown> implements Queued {
     if (n <= 0) return 0;
     const bytes = n === data.length ? data : data.subarray(0, n);
     this.#outBytes += n;
-    if (this.#writing) {
-      this.#append(bytes);
-    } else if (this.#in !== null && this.#outBytes < COALESCE) {
-      // More input waits for the next pass, whose handler will likely send
-      // again: hold these bytes so one large write replaces many small ones.
-      // flush() ends the hold within a pass or two.
-      this.#held = true;
-      this.#append(bytes);
-    } else if (this.#out.length === 0) {
-      this.#out.push(copyBytes(bytes));
-      this.#startWrite();
-    } else {
-      this.#append(bytes);
-      this.#startWrite();
-    }
+    // Behind a write in flight, or held while more input waits for the next
+    // pass (whose handler will likely send again): one large write then
+    // replaces many small ones, and flush() ends the hold.
+    const queue = this.#writing ||
+      (this.#in !== null && this.#outBytes < CHUNK_SIZE);
+    if (queue || this.#out.length > 0) this.#append(bytes);
+    else this.#out.push(copyBytes(bytes));
+    if (!queue) this.#startWrite();
     return n;
   }
 
@@ -243,23 +233,22 @@ export class Channel<O = unknown> implements Queued {
    * delay its replies). The loop calls it on every channel each pass.
    */
   flush(): void {
-    if (!this.#held) return;
+    // Bytes queued with no write in flight are held ones.
+    if (this.#writing || this.#out.length === 0) return;
     const input = this.#in;
     if (
       input === null || input === this.#heldIn || !this.wantRead ||
       ++this.#heldPasses >= MAX_HELD_PASSES
     ) {
-      if (!this.#writing && this.#out.length > 0) this.#startWrite();
-      this.#unhold();
+      this.#startWrite();
     } else {
       this.#heldIn = input;
     }
   }
 
-  #unhold(): void {
-    this.#held = false;
-    this.#heldIn = null;
-    this.#heldPasses = 0;
+  /** Writes held bytes now: no more passes will see this channel. */
+  flushNow(): void {
+    if (!this.#writing && this.#out.length > 0) this.#startWrite();
   }
 
   /** Takes the accepted connection, if any; throws a pending accept error. */
@@ -320,7 +309,6 @@ export class Channel<O = unknown> implements Queued {
     this.#accepted = null;
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    this.#unhold();
     if (this.#writing) return;
     if (this.#out.length > 0 && this.stream !== null) this.#startWrite();
     else this.#release();
@@ -337,7 +325,8 @@ export class Channel<O = unknown> implements Queued {
 
   #startWrite(): void {
     this.#writing = true;
-    if (this.#held) this.#unhold();
+    this.#heldIn = null;
+    this.#heldPasses = 0;
     this.stream!.write(this.#out[0]!).then(this.#onWritten, this.#onWriteError);
   }
 

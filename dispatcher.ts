@@ -233,11 +233,7 @@ export class Dispatcher {
     }
     this.#fileno = null;
     // No more passes will see this channel: write what it held back.
-    const channel = this[kChannel];
-    if (channel !== null) {
-      channel.wantRead = false;
-      channel.flush();
-    }
+    this[kChannel]?.flushNow();
   }
 
   /**
