@@ -194,6 +194,15 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   return concat(chunks);
 }
 
+/** Both ends of a fresh loopback TCP connection: `[accepted, client]`. */
+export async function loopbackPair(): Promise<[Deno.Conn, Deno.Conn]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return await Promise.all([
+    listener.accept(),
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+  ]);
+}
+
 /** Writes all of `data` to `conn`. */
 export async function writeAll(
   conn: Deno.Conn,

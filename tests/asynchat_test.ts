@@ -16,7 +16,7 @@ import {
 } from "../mod.ts";
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
-import { concat, loopUntil, writeAll } from "./_helpers.ts";
+import { concat, loopbackPair, loopUntil, writeAll } from "./_helpers.ts";
 
 const HOST = "127.0.0.1";
 const SERVER_QUIT = "QUIT\n";
@@ -386,12 +386,7 @@ Deno.test("AsyncChat's default found_terminator() and collect_incoming_data() th
 async function chatPair<C extends AsyncChat>(
   make: (conn: Deno.Conn) => C,
 ): Promise<[chat: C, peer: Deno.Conn]> {
-  const listener = Deno.listen({ hostname: HOST, port: 0 });
-  const [peer, conn] = await Promise.all([
-    Deno.connect({ hostname: HOST, port: listener.addr.port }),
-    listener.accept(),
-  ]);
-  listener.close();
+  const [conn, peer] = await loopbackPair();
   return [make(conn), peer];
 }
 

@@ -23,7 +23,12 @@ import {
   type SocketMap,
   write,
 } from "../mod.ts";
-import { closing, loopUntil, watchRejections } from "./_helpers.ts";
+import {
+  closing,
+  loopbackPair,
+  loopUntil,
+  watchRejections,
+} from "./_helpers.ts";
 
 // Duck-typed stand-ins, as in CPython's test: read()/write()/readwrite() only
 // call hook methods, so plain objects exercise the error routing alone.
@@ -521,8 +526,6 @@ Deno.test("close_all() forgets an ExitNow that lands after loop() stopped", asyn
 
 Deno.test("a channel that is always writable (Python's default) does not starve reads", async () => {
   using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
   // Writable on every pass and never waits, so no pass ever waits for I/O:
   // reads land only because the loop lets the event loop turn.
   class Busy extends Dispatcher {
@@ -540,12 +543,12 @@ Deno.test("a channel that is always writable (Python's default) does not starve 
       this.received += new TextDecoder().decode(this.recv(64));
     }
   }
-  const busyPeer = Deno.connect({ hostname: "127.0.0.1", port });
-  const busy = new Busy(await listener.accept());
-  using _busyPeer = await busyPeer;
-  const readerPeer = Deno.connect({ hostname: "127.0.0.1", port });
-  const reader = new Reader(await listener.accept());
-  using peer = await readerPeer;
+  const [busyConn, busyPeer] = await loopbackPair();
+  using _busyPeer = busyPeer;
+  const busy = new Busy(busyConn);
+  const [readerConn, peer] = await loopbackPair();
+  using _peer = peer;
+  const reader = new Reader(readerConn);
   await peer.write(new TextEncoder().encode("ping"));
   await loopUntil(() => reader.received === "ping", {
     timeout: 0,

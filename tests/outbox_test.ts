@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import { Dispatcher, DispatcherWithSend, loop } from "../mod.ts";
 import { Channel } from "../_channel.ts";
-import { closing, loopUntil, readAll, writeAll } from "./_helpers.ts";
+import {
+  closing,
+  loopbackPair,
+  loopUntil,
+  readAll,
+  writeAll,
+} from "./_helpers.ts";
 
 // Echoes in small slices, so one read's bytes take many passes to consume.
 class SliceEcho extends DispatcherWithSend {
@@ -20,19 +26,9 @@ class SliceEcho extends DispatcherWithSend {
   }
 }
 
-async function acceptedPair(): Promise<[Deno.Conn, Deno.Conn]> {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const client = Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const server = await listener.accept();
-  return [server, await client];
-}
-
 Deno.test("sends merged while input is consumed arrive complete and in order", async () => {
   using _cleanup = closing();
-  const [server, client] = await acceptedPair();
+  const [server, client] = await loopbackPair();
   new SliceEcho(server);
   // 4 MiB of a pattern that never repeats at a 64 KiB period, so a chunk
   // written twice or out of order cannot go unnoticed.
@@ -50,7 +46,7 @@ Deno.test("sends merged while input is consumed arrive complete and in order", a
 
 Deno.test("a handler that stops reading still gets its held output written", async () => {
   using _cleanup = closing();
-  const [server, client] = await acceptedPair();
+  const [server, client] = await loopbackPair();
   using _client = client;
   // Replies to the first slice of a larger read, then stops reading: the
   // reply must not wait for input that will never be consumed.
@@ -93,7 +89,7 @@ Deno.test("close() from a timer ends a loop that waits with a long timeout", asy
 });
 
 Deno.test("output held while input is consumed in tiny slices leaves within 16 passes", async () => {
-  const [server, client] = await acceptedPair();
+  const [server, client] = await loopbackPair();
   // The channel driven by hand, one flush() per pass as the loop does, over a
   // real connection: without the bound nothing would be written until all 100
   // bytes were consumed (pass 100).
