@@ -846,11 +846,12 @@ export class SimpleProducer implements Producer {
    * Wraps `data` (not copied: leave it unchanged while the producer runs).
    *
    * @param data The bytes to produce.
-   * @param buffer_size The largest piece `more()` returns.
+   * @param buffer_size The largest piece `more()` returns. Default 512.
    * @throws {TypeError} If `data` is not a `Uint8Array`.
    * @throws {RangeError} If `buffer_size` is not a positive integer.
    */
-  constructor(data: Uint8Array, buffer_size: number = 512) {
+  constructor(data: Uint8Array, buffer_size?: number) {
+    buffer_size ??= 512;
     if (!(data instanceof Uint8Array)) {
       throw new TypeError(
         `Cannot create producer: data must be a Uint8Array, got ${

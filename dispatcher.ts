@@ -183,7 +183,7 @@ export class Dispatcher {
    * @param sock The resource to wrap.
    * @param map The socket map to join; default {@linkcode socket_map}.
    */
-  constructor(sock: Socket | null = null, map: SocketMap | null = null) {
+  constructor(sock?: Socket | null, map?: SocketMap | null) {
     this.#map = map ?? socket_map;
     if (sock) {
       this.set_socket(sock, map);
@@ -208,7 +208,7 @@ export class Dispatcher {
    * @param map The map to join; default the one given to the constructor.
    * @throws {Error} If there is no socket yet.
    */
-  add_channel(map: SocketMap | null = null): void {
+  add_channel(map?: SocketMap | null): void {
     const channel = this[kChannel];
     if (this.#fileno === null || channel === null) {
       throw new Error("Cannot add channel: the dispatcher has no socket");
@@ -223,7 +223,7 @@ export class Dispatcher {
    *
    * @param map The map to leave; default the one given to the constructor.
    */
-  del_channel(map: SocketMap | null = null): void {
+  del_channel(map?: SocketMap | null): void {
     const fd = this.#fileno;
     const target = map ?? this.#map;
     if (fd !== null && target.get(fd) === this) {
@@ -250,11 +250,14 @@ export class Dispatcher {
    * Prepares a socket of `family` and `type` and joins the map. The Deno
    * resource itself is made by {@linkcode bind} or {@linkcode connect}.
    *
-   * @param family {@linkcode AF_INET}, {@linkcode AF_INET6} or {@linkcode AF_UNIX}.
-   * @param type {@linkcode SOCK_STREAM}.
+   * @param family {@linkcode AF_INET} (the default), {@linkcode AF_INET6} or
+   * {@linkcode AF_UNIX}.
+   * @param type {@linkcode SOCK_STREAM} (the default).
    * @throws {RangeError} If `family` or `type` is unknown or unsupported.
    */
-  create_socket(family: Family = AF_INET, type: number = SOCK_STREAM): void {
+  create_socket(family?: Family, type?: number): void {
+    family ??= AF_INET;
+    type ??= SOCK_STREAM;
     if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) {
       throw new RangeError(`Cannot create socket: unknown family "${family}"`);
     }
@@ -276,8 +279,8 @@ export class Dispatcher {
    * @param sock The connection, listener or file to wrap.
    * @param map The map to join; default the one given to the constructor.
    */
-  set_socket(sock: Socket, map: SocketMap | null = null): void {
-    this.#attach(sock, map);
+  set_socket(sock: Socket, map?: SocketMap | null): void {
+    this.#attach(sock, map ?? null);
   }
 
   #attach(sock: Socket | null, map: SocketMap | null): void {
@@ -375,11 +378,12 @@ export class Dispatcher {
    * `handle_error()`, whose default logs and calls `handle_close()`.
    *
    * @param address `[host, port]` or a Unix socket path.
-   * @param options TLS and `TCP_NODELAY` settings.
+   * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
+   * `TCP_NODELAY`.
    * @throws {TypeError} If `address` is malformed or of another family.
    * @throws {Error} If `create_socket()` was not called or the socket is bound.
    */
-  connect(address: Address, options: ConnectOptions = {}): void {
+  connect(address: Address, options?: ConnectOptions): void {
     checkAddress(address, "address");
     this.#checkFamily(address, "connect");
     const channel = this[kChannel];
@@ -391,7 +395,7 @@ export class Dispatcher {
         "Cannot connect: the socket is already bound or connected",
       );
     }
-    const { tls = false, noDelay = true } = options;
+    const { tls = false, noDelay = true } = options ?? {};
     let target: ConnectTarget;
     if (typeof address === "string") {
       if (tls) throw new TypeError("Cannot connect: TLS needs a TCP address");
@@ -585,9 +589,10 @@ export class Dispatcher {
    * {@linkcode ignore_log_types}; override to log elsewhere.
    *
    * @param message What to log.
-   * @param type `"info"`, `"warning"`, `"error"`, …
+   * @param type `"info"` (the default), `"warning"`, `"error"`, …
    */
-  log_info(message: string, type: string = "info"): void {
+  log_info(message: string, type?: string): void {
+    type ??= "info";
     if (!this.ignore_log_types.has(type)) console.log(`${type}: ${message}`);
   }
 
@@ -860,7 +865,7 @@ export class FileDispatcher extends Dispatcher {
    * {@linkcode FileWrapper}.
    * @param map The socket map to join.
    */
-  constructor(file: FileSource | FileWrapper, map: SocketMap | null = null) {
+  constructor(file: FileSource | FileWrapper, map?: SocketMap | null) {
     super(null, map);
     this.connected = true;
     this.set_file(file, map);
@@ -872,7 +877,7 @@ export class FileDispatcher extends Dispatcher {
    * @param file The file or pipe to wrap.
    * @param map The map to join.
    */
-  set_file(file: FileSource | FileWrapper, map: SocketMap | null = null): void {
+  set_file(file: FileSource | FileWrapper, map?: SocketMap | null): void {
     const wrapper = file instanceof FileWrapper ? file : new FileWrapper(file);
     this.set_socket(wrapper, map);
   }

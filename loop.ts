@@ -314,17 +314,19 @@ function takeExit(waker: Waker): void {
  * await poll(0, new Map());
  * ```
  *
- * @param timeout Seconds to wait for readiness; `0` only lets settled I/O land.
- * @param map The socket map to serve.
+ * @param timeout Seconds to wait for readiness; `0` (the default) only lets
+ * settled I/O land.
+ * @param map The socket map to serve. Default {@linkcode socket_map}.
  * @throws {ExitNow} If a handler throws it.
  * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
  * @throws {RangeError} If `timeout` is negative.
  */
 export async function poll(
-  timeout: number = 0,
-  map: SocketMap = socket_map,
+  timeout?: number,
+  map?: SocketMap,
 ): Promise<void> {
-  const seconds = checkTimeout(timeout);
+  const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
+  map ??= socket_map;
   if (checkMap(map).size === 0) return;
   await alone(pollPass(seconds, map), map);
 }
@@ -356,17 +358,18 @@ async function alone(pass: Promise<void>, map: SocketMap): Promise<void> {
  * await poll2(0, new Map());
  * ```
  *
- * @param timeout Seconds to wait for readiness.
- * @param map The socket map to serve.
+ * @param timeout Seconds to wait for readiness. Default 0.
+ * @param map The socket map to serve. Default {@linkcode socket_map}.
  * @throws {ExitNow} If a handler throws it.
  * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
  * @throws {RangeError} If `timeout` is negative.
  */
 export async function poll2(
-  timeout: number = 0,
-  map: SocketMap = socket_map,
+  timeout?: number,
+  map?: SocketMap,
 ): Promise<void> {
-  const seconds = checkTimeout(timeout);
+  const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
+  map ??= socket_map;
   if (checkMap(map).size === 0) return;
   await alone(poll2Pass(seconds, map), map);
 }
@@ -436,10 +439,47 @@ export interface LoopOptions {
  * @throws {TypeError} If an option has the wrong type.
  * @throws {RangeError} If `timeout` or `count` is negative.
  */
-export async function loop(options: LoopOptions = {}): Promise<void> {
-  if (typeof options !== "object" || options === null) {
-    throw new TypeError("Cannot run loop: options must be an object");
-  }
+export function loop(options?: LoopOptions): Promise<void>;
+/**
+ * Python's positional form, `asyncore.loop(timeout, use_poll, map, count)`:
+ * the same as `loop({ timeout, use_poll, map, count })`. `null` (Python's
+ * `None`) for `map` or `count` means the default.
+ *
+ * @example Two passes, Python's way
+ * ```ts
+ * import { close_all, Dispatcher, loop } from "@asyncore/asyncore";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new Dispatcher();
+ * server.create_socket();
+ * server.bind(["127.0.0.1", 0]);
+ * server.listen(5);
+ * await loop(0.01, false, null, 2);
+ * assert.equal(server.accepting, true);
+ * close_all();
+ * ```
+ *
+ * @param timeout Seconds one pass waits for readiness; `null` waits without
+ * bound. Default 30.
+ * @param use_poll Dispatch through {@linkcode poll2}. Default `false`.
+ * @param map The socket map to serve. Default {@linkcode socket_map}.
+ * @param count Stop after this many passes. Default: run until `map` is empty.
+ * @returns A promise that settles when the loop stops.
+ * @throws {ExitNow} If a handler throws it.
+ * @throws {TypeError} If an argument has the wrong type.
+ * @throws {RangeError} If `timeout` or `count` is negative.
+ */
+export function loop(
+  timeout?: number | null,
+  use_poll?: boolean,
+  map?: SocketMap | null,
+  count?: number | null,
+): Promise<void>;
+export async function loop(
+  first?: LoopOptions | number | null,
+  ...rest: unknown[]
+): Promise<void> {
+  const options = loopOptions(first, rest);
   const { use_poll = false, map = socket_map, count, signal } = options;
   const timeout = checkTimeout(
     options.timeout === undefined ? 30 : options.timeout,
@@ -474,6 +514,45 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
   }
 }
 
+// Both call styles become one options object; null is Python's None.
+function loopOptions(first: unknown, rest: unknown[]): LoopOptions {
+  if (typeof first === "object" && first !== null) {
+    if (Array.isArray(first)) {
+      throw new TypeError(
+        "Cannot run loop: options must be an object, got an array",
+      );
+    }
+    if (rest.length > 0) {
+      throw new TypeError(
+        "Cannot run loop: pass either an options object or positional arguments, not both",
+      );
+    }
+    return first as LoopOptions;
+  }
+  if (first !== undefined && first !== null && typeof first !== "number") {
+    throw new TypeError(
+      `Cannot run loop: timeout must be a number of seconds or an options object, got ${typeof first}`,
+    );
+  }
+  if (rest.length > 3) {
+    throw new TypeError(
+      `Cannot run loop: expected at most 4 arguments, got ${rest.length + 1}`,
+    );
+  }
+  const [usePoll, map, count] = rest;
+  if (usePoll !== undefined && typeof usePoll !== "boolean") {
+    throw new TypeError(
+      `Cannot run loop: use_poll must be a boolean, got ${typeof usePoll}`,
+    );
+  }
+  const options: LoopOptions = {};
+  if (first !== undefined) options.timeout = first;
+  if (usePoll !== undefined) options.use_poll = usePoll;
+  if (map !== undefined && map !== null) options.map = map as SocketMap;
+  if (count !== undefined && count !== null) options.count = count as number;
+  return options;
+}
+
 /**
  * Closes every dispatcher in `map` and empties it. Errors from `close()`
  * propagate unless `ignore_all`; {@linkcode ExitNow} always does. An
@@ -490,14 +569,16 @@ export async function loop(options: LoopOptions = {}): Promise<void> {
  * assert.equal(socket_map.size, 0);
  * ```
  *
- * @param map The socket map to close.
- * @param ignore_all Swallow every error but {@linkcode ExitNow}.
+ * @param map The socket map to close. Default {@linkcode socket_map}.
+ * @param ignore_all Swallow every error but {@linkcode ExitNow}. Default
+ * `false`.
  * @throws {ExitNow} If a `close()` throws it.
  */
 export function close_all(
-  map: SocketMap = socket_map,
-  ignore_all: boolean = false,
+  map?: SocketMap | null,
+  ignore_all?: boolean,
 ): void {
+  map ??= socket_map;
   for (const obj of [...map.values()]) {
     try {
       obj.close();

@@ -468,7 +468,7 @@ Deno.test("loop() serves the map it is given, not socket_map", async () => {
 
 Deno.test("loop() rejects bad options", async (t) => {
   const cases: [name: string, options: unknown, error: ErrorConstructor][] = [
-    ["options null", null, TypeError],
+    ["options an array", [], TypeError],
     ["options a string", "fast", TypeError],
     ["timeout a string", { timeout: "1" }, TypeError],
     ["timeout NaN", { timeout: NaN }, TypeError],
@@ -483,6 +483,46 @@ Deno.test("loop() rejects bad options", async (t) => {
     await t.step(`${name} → ${error.name}`, async () => {
       await assert.rejects(
         loop(options as Parameters<typeof loop>[0]),
+        (e: unknown) => e instanceof error && /^Cannot /.test(e.message),
+      );
+    });
+  }
+});
+
+Deno.test("loop() takes Python's positional (timeout, use_poll, map, count)", async (t) => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using _cleanup = closing();
+  const [client, accepted] = await connectedRecorder(listener);
+  using _peer = accepted;
+  client.wantWrite = true;
+  await t.step("count passes with use_poll and the default map", async () => {
+    await loop(0, true, null, 3);
+    assert.deepEqual(client.calls, ["write", "write", "write"]);
+  });
+  await t.step("a map given positionally is the one served", async () => {
+    client.calls.length = 0;
+    await loop(0, false, new Map(), 5);
+    assert.deepEqual(client.calls, []);
+    await loop(0, false, socket_map, 2);
+    assert.deepEqual(client.calls, ["write", "write"]);
+  });
+});
+
+Deno.test("loop() rejects bad positional arguments", async (t) => {
+  const cases: [name: string, args: unknown[], error: ErrorConstructor][] = [
+    ["use_poll a string", [1, "yes"], TypeError],
+    ["map an object", [1, false, {}], TypeError],
+    ["count negative", [1, false, null, -1], RangeError],
+    ["count a string", [1, false, null, "2"], TypeError],
+    ["options and more arguments", [{ timeout: 1 }, false], TypeError],
+    ["five arguments", [1, false, null, 1, 1], TypeError],
+    ["timeout negative", [-1], RangeError],
+  ];
+  const call = loop as (...args: unknown[]) => Promise<void>;
+  for (const [name, args, error] of cases) {
+    await t.step(`${name} → ${error.name}`, async () => {
+      await assert.rejects(
+        call(...args),
         (e: unknown) => e instanceof error && /^Cannot /.test(e.message),
       );
     });
