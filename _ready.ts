@@ -15,6 +15,8 @@ export class Waker<T extends Queued = Queued> {
   exit: unknown = undefined;
   /** When the loop last let the event loop turn (performance.now()). */
   turnedAt = 0;
+  /** Passes since then that did not wait. */
+  passesSinceTurn = 0;
   #resolve: (() => void) | null = null;
   // One timer serves many waits: arming and clearing a timer per wait costs
   // more than a whole echo round trip, so a wait ended by I/O leaves the timer

@@ -26,6 +26,7 @@
  */
 
 import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
+import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
@@ -243,6 +244,8 @@ function isCurrent(map: SocketMap, obj: Dispatcher): boolean {
 
 /** Longest a run of passes that do not wait goes without letting I/O land. */
 const TURN_MS = 0.25;
+/** Most passes that do not wait in a row without letting I/O land. */
+const KICK_PASSES = 4;
 
 // One pass: ask every channel what it wants, arm its read, then wait (only if
 // nothing is ready yet) and report which channels are read- and write-ready.
@@ -278,15 +281,18 @@ async function scan(
       if (channel.wantWrite && channel.writeReady()) writers.push(obj);
     }
   } else {
-    // No wait, but settled I/O lands only when the event loop turns: without
-    // a yield an always-writable channel (Python's default) starves every
-    // read. What lands is picked up by the next pass's scan. A yield costs
-    // more than a short pass, so passes that follow each other within
-    // TURN_MS share one.
+    // No wait, but settled I/O reaches JavaScript only when the runtime
+    // polls the OS: without a yield that gets there, an always-writable
+    // channel (Python's default) starves every read. What lands is picked up
+    // by the next pass's scan. A kick costs more than a short pass, so it
+    // comes after KICK_PASSES such passes or TURN_MS, whichever is first.
     const now = performance.now();
-    if (now - waker.turnedAt >= TURN_MS) {
+    if (
+      ++waker.passesSinceTurn >= KICK_PASSES || now - waker.turnedAt >= TURN_MS
+    ) {
       waker.turnedAt = now;
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      waker.passesSinceTurn = 0;
+      await kick();
     }
   }
   takeExit(waker);
@@ -511,6 +517,8 @@ export async function loop(
   } finally {
     signal?.removeEventListener("abort", onAbort);
     waker.idle();
+    // A loop that ran out of channels leaves nothing open behind it.
+    if (map.size === 0) closeKick();
   }
 }
 
@@ -592,6 +600,7 @@ export function close_all(
   const waker = wakerFor(map);
   waker.exit = undefined;
   waker.idle();
+  closeKick();
 }
 
 /** `[file, function, line]` of one stack frame. */

@@ -168,13 +168,11 @@ export function portOf(address: Address): number {
   return address[1];
 }
 
-/** Deno connect options for an address in Python's form. */
-export function denoTarget(
-  address: Address,
-): Deno.ConnectOptions | Deno.UnixConnectOptions {
+/** A raw Deno connection to an address in Python's form. */
+export function connectTo(address: Address): Promise<Deno.Conn> {
   return typeof address === "string"
-    ? { transport: "unix", path: address }
-    : { hostname: address[0], port: address[1] };
+    ? Deno.connect({ transport: "unix", path: address })
+    : Deno.connect({ hostname: address[0], port: address[1] });
 }
 
 /** Reads from `conn` until EOF (or a reset), closes it, returns the bytes. */
