@@ -3,6 +3,7 @@
 // model expects. An inbox plays the kernel's receive buffer, an outbox its
 // send buffer; settled operations push the channel onto its map's ready queue.
 
+import { formatAddress, withMessage } from "./_errors.ts";
 import type { Queued, Waker } from "./_ready.ts";
 import {
   carve,
@@ -115,6 +116,8 @@ export class Channel<O = unknown> implements Queued {
   #heldPasses = 0;
   #abort: AbortController | null = null;
   #noDelay = true;
+  /** Where the connect in flight goes, for its error message. */
+  #peer = "";
 
   constructor(owner: O) {
     this.owner = owner;
@@ -276,6 +279,9 @@ export class Channel<O = unknown> implements Queued {
   /** Starts an outgoing connection; success or failure wakes the loop. */
   connect(target: ConnectTarget, noDelay: boolean): void {
     this.#noDelay = noDelay;
+    this.#peer = target.transport === "unix"
+      ? target.path
+      : formatAddress([target.hostname, target.port]);
     let pending: Promise<Deno.Conn>;
     if (target.transport === "unix") {
       pending = Deno.connect({ transport: "unix", path: target.path });
@@ -397,7 +403,10 @@ export class Channel<O = unknown> implements Queued {
   #onConnectError = (error: unknown): void => {
     this.#abort = null;
     if (this.closed) return;
-    this.error = error;
+    this.error = withMessage(
+      error,
+      `Cannot connect: ${this.#peer}: ${(error as Error)?.message}`,
+    );
     this.waker?.push(this);
   };
 

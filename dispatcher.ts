@@ -38,6 +38,7 @@ import {
   FileWrapper,
   type PipePair,
 } from "./_file_wrapper.ts";
+import { formatAddress, withMessage } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
 import { compact_traceback, socket_map, type SocketMap } from "./loop.ts";
 import {
@@ -332,13 +333,17 @@ export class Dispatcher {
    *
    * @param backlog Python's backlog; validated, then left to the kernel.
    * @throws {RangeError} If `backlog` is not a non-negative integer.
-   * @throws {Error} If `bind()` was not called first.
+   * @throws {Error} If `bind()` was not called first, or the socket is
+   * already listening.
    */
   listen(backlog: number): void {
     if (!Number.isInteger(backlog) || backlog < 0) {
       throw new RangeError(
         `Cannot listen: backlog "${backlog}" is not a non-negative integer`,
       );
+    }
+    if (this.accepting) {
+      throw new Error("Cannot listen: the socket is already listening");
     }
     const channel = this[kChannel];
     if (this.#bound === null || channel === null || channel.closed) {
@@ -351,12 +356,15 @@ export class Dispatcher {
   /**
    * Binds to `address` (`[host, port]`, port 0 for any free port, or a Unix
    * socket path). Deno opens the listener here, so an address in use throws
-   * `Deno.errors.AddrInUse` at once and {@linkcode getsockname} reports the
-   * real port.
+   * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
+   * use", Deno's own error as `cause`) at once, and {@linkcode getsockname}
+   * reports the real port.
    *
    * @param address Where to listen.
    * @throws {TypeError} If `address` is malformed or of another family.
    * @throws {Deno.errors.AddrInUse} If the address is taken.
+   * @throws {Deno.errors.PermissionDenied} If the port is privileged; other
+   * failures keep Deno's error class too, with the address in the message.
    */
   bind(address: Address): void {
     checkAddress(address, "address");
@@ -364,9 +372,20 @@ export class Dispatcher {
     if (this.#bound !== null || this.#socket !== null) {
       throw new Error("Cannot bind: the socket is already bound or connected");
     }
-    const listener = typeof address === "string"
-      ? Deno.listen({ transport: "unix", path: address })
-      : Deno.listen({ hostname: address[0], port: address[1] });
+    let listener: Deno.Listener;
+    try {
+      listener = typeof address === "string"
+        ? Deno.listen({ transport: "unix", path: address })
+        : Deno.listen({ hostname: address[0], port: address[1] });
+    } catch (error) {
+      const where = formatAddress(address);
+      throw withMessage(
+        error,
+        error instanceof Deno.errors.AddrInUse
+          ? `Cannot bind: address ${where} is in use`
+          : `Cannot bind: address ${where}: ${(error as Error).message}`,
+      );
+    }
     this.addr = address;
     this.#bound = listener;
     this.#socket = listener;
@@ -375,7 +394,9 @@ export class Dispatcher {
   /**
    * Starts connecting to `address`; returns at once. Success calls
    * `handle_connect()` (then `connected` is true); failure reaches
-   * `handle_error()`, whose default logs and calls `handle_close()`.
+   * `handle_error()`, whose default logs and calls `handle_close()`, with
+   * Deno's error class and a message naming the address ("Cannot connect:
+   * example.invalid:80: failed to lookup address information: …").
    *
    * @param address `[host, port]` or a Unix socket path.
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
@@ -743,7 +764,11 @@ export class Dispatcher {
     const status = [this.constructor.name];
     if (this.accepting && this.addr) status.push("listening");
     else if (this.connected) status.push("connected");
-    const addr = this.addr;
+    // A bound socket shows its real address (the port 0 asked for is not).
+    const sock = this.#socket;
+    const addr = sock !== null && isListener(sock)
+      ? fromDenoAddr(sock.addr)
+      : this.addr;
     if (addr !== null) {
       status.push(
         typeof addr === "string" ? `'${addr}'` : `${addr[0]}:${addr[1]}`,

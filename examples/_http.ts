@@ -84,7 +84,9 @@ const FIELD = new RegExp(`^(${TCHAR}+):[ \\t]*(.*?)[ \\t]*$`);
 // Control characters other than tab are never valid in a field value.
 // deno-lint-ignore no-control-regex
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
-const LEADING_CRLF = /^(?:\r\n)+/;
+const LEADING_EOL = /^(?:\r?\n)+/;
+// Lines end in CRLF, or a bare LF as Python's http.server accepts.
+const EOL = /\r?\n/;
 
 /**
  * Parses a request head (the text before the blank line, without it) and
@@ -108,7 +110,7 @@ const LEADING_CRLF = /^(?:\r\n)+/;
  * ```
  */
 export function parseRequestHead(text: string): RequestHead | null {
-  const lines = text.replace(LEADING_CRLF, "").split("\r\n");
+  const lines = text.replace(LEADING_EOL, "").split(EOL);
   const first = lines[0]!;
   if (first === "" && lines.length === 1) return null;
   const line = REQUEST_LINE.exec(first);

@@ -1,8 +1,10 @@
 /**
  * A static file server on {@linkcode AsyncChat}: HTTP/1.1 with keep-alive
  * and pipelining, GET and HEAD, in the way Python's asynchat servers read a
- * protocol: terminator `"\r\n\r\n"` for each request head, then a numeric
- * terminator for a body announced by `Content-Length`.
+ * protocol: terminator `"\n"` for each line of a request head (a line may
+ * end in CRLF or, as Python's `http.server` allows, a bare LF; an empty line
+ * ends the head), then a numeric terminator for a body announced by
+ * `Content-Length`.
  *
  *     deno run -A examples/http_server.ts [PORT] [DIR] [HOST]
  *
@@ -46,7 +48,11 @@ import {
   WholeFileProducer,
 } from "./_http.ts";
 
-const HEAD_END = "\r\n\r\n";
+// Head lines end in LF (a CR before it is stripped by the parser).
+const LINE_END = "\n";
+const LF = new Uint8Array([10]);
+const CR = 13;
+const LAST_EOL = /\r?\n$/;
 // Queued responses above which a connection's further requests wait.
 const MAX_QUEUED = 16;
 const ALLOW = { Allow: "GET, HEAD" };
@@ -65,6 +71,9 @@ export class HttpHandler extends AsyncChat {
   readonly #root: string;
   #head: Uint8Array[] = [];
   #headSize = 0;
+  // The line being read: its size so far and its last byte.
+  #lineSize = 0;
+  #lineLast = 0;
   // The request whose body is being read (and dropped), if any.
   #request: RequestHead | null = null;
   // Set once a response closes the connection: later input is dropped.
@@ -99,7 +108,7 @@ export class HttpHandler extends AsyncChat {
   constructor(conn: Deno.Conn, root: string, map: SocketMap | null = null) {
     super(conn, map);
     this.#root = root;
-    this.set_terminator(HEAD_END);
+    this.set_terminator(LINE_END);
   }
 
   /**
@@ -112,18 +121,33 @@ export class HttpHandler extends AsyncChat {
     this.#headSize += data.length;
     if (this.#headSize > MAX_HEAD_BYTES) return this.#fail(431);
     this.#head.push(data);
+    this.#lineSize += data.length;
+    this.#lineLast = data[data.length - 1]!;
   }
 
-  /** Answers a complete request head, or a request whose body was read. */
+  /**
+   * Ends a head line (answering the request at the empty line that ends the
+   * head), or answers a request whose body was read.
+   */
   override found_terminator(): void {
     if (this.#done) return;
     const pending = this.#request;
     if (pending !== null) {
       this.#request = null;
-      this.set_terminator(HEAD_END);
+      this.set_terminator(LINE_END);
       return this.#respond(pending);
     }
-    const head = this.#takeHead();
+    const size = this.#lineSize;
+    this.#lineSize = 0;
+    if (size > 1 || (size === 1 && this.#lineLast !== CR)) {
+      this.#headSize += 1;
+      if (this.#headSize > MAX_HEAD_BYTES) return this.#fail(431);
+      this.#head.push(LF);
+      return;
+    }
+    // The empty line: drop its CR, and the last field's line ending.
+    if (size === 1) this.#head.pop();
+    const head = this.#takeHead().replace(LAST_EOL, "");
     let request: RequestHead | null;
     try {
       request = parseRequestHead(head);
@@ -153,7 +177,7 @@ export class HttpHandler extends AsyncChat {
     const parts = this.#head;
     this.#head = [];
     this.#headSize = 0;
-    if (parts.length === 1) return latin1.decode(parts[0]);
+    if (parts.length === 0) return "";
     let size = 0;
     for (const part of parts) size += part.length;
     const joined = new Uint8Array(size);

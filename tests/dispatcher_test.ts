@@ -79,9 +79,12 @@ Deno.test("toString() and Deno.inspect() read like Python's repr", () => {
   server.create_socket();
   server.bind(["127.0.0.1", 0]);
   server.listen(5);
+  // The real port, not the 0 asked for.
+  const port = (server.getsockname() as [string, number])[1];
+  assert.notEqual(port, 0);
   assert.match(
     server.toString(),
-    /^<Server listening 127\.0\.0\.1:0 at 0x[0-9a-f]+>$/,
+    new RegExp(`^<Server listening 127\\.0\\.0\\.1:${port} at 0x[0-9a-f]+>$`),
   );
   assert.equal(Deno.inspect(server), server.toString());
 
@@ -92,6 +95,81 @@ Deno.test("toString() and Deno.inspect() read like Python's repr", () => {
     client.toString(),
     /^<Dispatcher connected '\/tmp\/app\.sock' at 0x/,
   );
+});
+
+Deno.test("bind() to an address in use throws AddrInUse naming the address", () => {
+  using _cleanup = closing();
+  const first = new Dispatcher();
+  first.create_socket();
+  first.bind(["127.0.0.1", 0]);
+  const [host, port] = first.getsockname() as [string, number];
+  const second = new Dispatcher();
+  second.create_socket();
+  assert.throws(() => second.bind([host, port]), (error: unknown) => {
+    assert.ok(error instanceof Deno.errors.AddrInUse);
+    assert.equal(
+      error.message,
+      `Cannot bind: address 127.0.0.1:${port} is in use`,
+    );
+    assert.ok(error.cause instanceof Deno.errors.AddrInUse);
+    assert.equal((error as { code?: string }).code, "EADDRINUSE");
+    return true;
+  });
+});
+
+Deno.test("a second listen() throws", () => {
+  using _cleanup = closing();
+  const server = new Dispatcher();
+  server.create_socket();
+  server.bind(["127.0.0.1", 0]);
+  server.listen(5);
+  assert.throws(
+    () => server.listen(5),
+    {
+      name: "Error",
+      message: "Cannot listen: the socket is already listening",
+    },
+  );
+  assert.equal(server.accepting, true);
+});
+
+Deno.test("a failed connect reaches handle_error() with a message naming the address", async (t) => {
+  // A port nothing listens on: bind one, then free it.
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const freePort = probe.addr.port;
+  probe.close();
+  const cases: [Address, RegExp, (new () => Error) | null][] = [
+    [
+      ["host.that-does-not-resolve.invalid", 80],
+      /^Cannot connect: host\.that-does-not-resolve\.invalid:80: /,
+      null,
+    ],
+    [
+      ["127.0.0.1", freePort],
+      new RegExp(`^Cannot connect: 127\\.0\\.0\\.1:${freePort}: `),
+      Deno.errors.ConnectionRefused,
+    ],
+  ];
+  for (const [address, message, errorClass] of cases) {
+    await t.step(String(address[0]), async () => {
+      using _cleanup = closing();
+      const errors: unknown[] = [];
+      class Client extends Quiet {
+        override handle_error(error: unknown): void {
+          errors.push(error);
+          this.close();
+        }
+      }
+      const client = new Client();
+      client.create_socket();
+      client.connect(address);
+      await loopUntil(() => errors.length > 0, { what: "the connect failed" });
+      const error = errors[0] as Error;
+      assert.match(error.message, message);
+      if (errorClass !== null) assert.ok(error instanceof errorClass);
+      assert.ok(error.cause instanceof Error);
+    });
+  }
 });
 
 Deno.test("toString() of an accepted connection shows the peer", async () => {

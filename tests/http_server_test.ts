@@ -348,6 +348,29 @@ Deno.test("the HTTP server keeps or closes connections as HTTP/1.0 and 1.1 ask",
   });
 });
 
+Deno.test("the HTTP server answers requests whose lines end in bare LF, as Python's http.server does", async (t) => {
+  await withServer(async ({ port }) => {
+    await t.step("HTTP/1.0, LF only", async () => {
+      using client = await RawClient.open(port);
+      await client.send("GET /hello.txt HTTP/1.0\n\n");
+      assert.equal(text(await client.reply()), HELLO);
+      assert.ok(await client.closed());
+    });
+    await t.step("HTTP/1.1 pipelined, LF and CRLF mixed", async () => {
+      using client = await RawClient.open(port);
+      await client.send(
+        "\nGET /hello.txt HTTP/1.1\nHost: test\n\n" +
+          "HEAD /hello.txt HTTP/1.1\r\nHost: test\n\r\n" +
+          "GET /sub/ HTTP/1.1\nHost: test\r\nConnection: close\n\n",
+      );
+      assert.equal(text(await client.reply()), HELLO);
+      assert.equal((await client.reply(true)).status, 200);
+      assert.equal(text(await client.reply()), "<h1>sub</h1>\n");
+      assert.ok(await client.closed());
+    });
+  });
+});
+
 Deno.test("the HTTP server rejects malformed requests and closes", async (t) => {
   const cases: [name: string, request: string, status: number][] = [
     ["a request line without a version", "GET /hello.txt\r\n\r\n", 400],
