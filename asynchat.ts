@@ -214,6 +214,8 @@ export class AsyncChat extends Dispatcher {
   #queue: ProducerFifoEntry[] = [];
   #head = 0;
   #pull: Pull | null = null;
+  // Bytes in the fifo and #front, for bufferedAmount.
+  #queuedBytes = 0;
   // True while an async found_terminator() runs: reading pauses.
   #paused = false;
   // Input not yet handed over: `#in` from `#at` on. An offset instead of a
@@ -540,6 +542,7 @@ export class AsyncChat extends Dispatcher {
       if (rest.length === 0) return;
     }
     const own = rest.slice();
+    this.#queuedBytes += own.length;
     const size = this.ac_out_buffer_size;
     if (own.length <= size) {
       this.#queue.push(own);
@@ -658,6 +661,7 @@ export class AsyncChat extends Dispatcher {
       const front = this.#front;
       if (front !== null) {
         const rest = this.#sendFrom(front);
+        this.#queuedBytes -= front.length - rest.length;
         this.#front = rest.length === 0 ? null : rest;
         if (rest.length > 0) return;
         continue;
@@ -671,6 +675,7 @@ export class AsyncChat extends Dispatcher {
       }
       if (first instanceof Uint8Array) {
         const rest = this.#sendFrom(first);
+        this.#queuedBytes -= first.length - rest.length;
         if (rest.length > 0) {
           this.#queue[this.#head] = rest;
           return;
@@ -679,7 +684,7 @@ export class AsyncChat extends Dispatcher {
       } else if (isProducer(first)) {
         const chunk = this.#toBytes(first.more(), "send");
         if (chunk.length === 0) this.#shift();
-        else this.#front = chunk;
+        else this.#setFront(chunk);
       } else {
         const pull = this.#pull ??= new Pull(
           first,
@@ -717,12 +722,17 @@ export class AsyncChat extends Dispatcher {
     if (chunk !== undefined) {
       try {
         const bytes = this.#toBytes(chunk, "send");
-        if (bytes.length > 0) this.#front = bytes;
+        if (bytes.length > 0) this.#setFront(bytes);
       } catch (error) {
         pull.fail(error);
       }
     }
     this.#wake();
+  }
+
+  #setFront(chunk: Uint8Array): void {
+    this.#front = chunk;
+    this.#queuedBytes += chunk.length;
   }
 
   #toBytes(value: unknown, action: string): Uint8Array {
@@ -751,6 +761,29 @@ export class AsyncChat extends Dispatcher {
       queue.splice(0, this.#head);
       this.#head = 0;
     }
+  }
+
+  /**
+   * Bytes pushed and not yet written: those queued here (including a
+   * producer's current chunk, not what it has yet to produce) plus the
+   * connection's outbox. O(1).
+   *
+   * @example Drop a peer that falls too far behind
+   * ```ts
+   * import { AsyncChat } from "@asyncore/asyncore";
+   * import assert from "node:assert/strict";
+   *
+   * const chat = new AsyncChat();
+   * chat.push(new Uint8Array(100));
+   * assert.equal(chat.bufferedAmount, 100);
+   * if (chat.bufferedAmount > 64) chat.discard_buffers();
+   * assert.equal(chat.bufferedAmount, 0);
+   * ```
+   *
+   * @returns The byte count.
+   */
+  override get bufferedAmount(): number {
+    return super.bufferedAmount + this.#queuedBytes;
   }
 
   /**
@@ -793,6 +826,7 @@ export class AsyncChat extends Dispatcher {
     this.#queue.length = 0;
     this.#head = 0;
     this.#pull = null;
+    this.#queuedBytes = 0;
   }
 
   /**

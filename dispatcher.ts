@@ -38,6 +38,7 @@ import {
   FileWrapper,
   type PipePair,
 } from "./_file_wrapper.ts";
+import { concatAll } from "./_bytes.ts";
 import { formatAddress, withMessage } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
 import { compact_traceback, socket_map, type SocketMap } from "./loop.ts";
@@ -492,6 +493,37 @@ export class Dispatcher {
   }
 
   /**
+   * Bytes handed to `send()` that the connection has not written yet (as
+   * WebSocket's `bufferedAmount`; ours, not Python's). Servers use it for
+   * backpressure: stop reading from a peer, or drop it, while its output
+   * piles up. Subclasses that queue more ({@linkcode DispatcherWithSend},
+   * `AsyncChat`) count their queues too. O(1).
+   *
+   * @example Stop reading while more than 1 MiB is pending
+   * ```ts
+   * import { DispatcherWithSend } from "@asyncore/asyncore";
+   * import assert from "node:assert/strict";
+   *
+   * class Echo extends DispatcherWithSend {
+   *   override readable(): boolean {
+   *     return this.bufferedAmount < 1024 * 1024;
+   *   }
+   * }
+   * const echo = new Echo();
+   * echo.create_socket();
+   * echo.send(new Uint8Array(10)); // not connected yet: queued
+   * assert.equal(echo.bufferedAmount, 10);
+   * assert.ok(echo.readable());
+   * echo.close();
+   * ```
+   *
+   * @returns The byte count.
+   */
+  get bufferedAmount(): number {
+    return this[kChannel]?.outboxBytes ?? 0;
+  }
+
+  /**
    * Takes up to `size` received bytes. At EOF, on a reset connection or after
    * `close()`, calls `handle_close()` and returns an empty array, as Python
    * does.
@@ -803,16 +835,71 @@ Dispatcher.prototype.ignore_log_types = new Set(["warning"]);
  * ```
  */
 export class DispatcherWithSend extends Dispatcher {
-  /** Bytes accepted by `send()` that the connection has not taken yet. */
-  out_buffer: Uint8Array = EMPTY;
+  // What the channel's outbox refused, in order: chunks from #head on (an
+  // array shift is O(n) in V8). Each send() adds at most one chunk and
+  // initiate_send() consumes them in place, so no send copies what is
+  // already queued.
+  #queue: Uint8Array[] = [];
+  #head = 0;
+  #queued = 0;
 
-  /** Hands up to 64 KiB of {@linkcode out_buffer} to the connection. */
+  /**
+   * Bytes accepted by `send()` that the connection has not taken yet, as one
+   * array (Python's `out_buffer`). Reading it joins the queued chunks, which
+   * costs O(n) once after a run of sends; use
+   * {@linkcode Dispatcher.bufferedAmount} to just count them. Assigning it
+   * replaces everything queued (the array is kept, not copied).
+   *
+   * @returns The pending bytes.
+   */
+  get out_buffer(): Uint8Array {
+    const queue = this.#queue;
+    if (this.#head === queue.length) return EMPTY;
+    if (queue.length - this.#head > 1) {
+      this.#queue = [concatAll(queue.slice(this.#head))];
+      this.#head = 0;
+    }
+    return this.#queue[this.#head]!;
+  }
+
+  set out_buffer(data: Uint8Array) {
+    checkBytes(data, "set out_buffer");
+    this.#queue = data.length > 0 ? [data] : [];
+    this.#head = 0;
+    this.#queued = data.length;
+  }
+
+  /**
+   * Bytes sent and not yet written: those queued here plus the connection's
+   * outbox.
+   *
+   * @returns The byte count.
+   */
+  override get bufferedAmount(): number {
+    return super.bufferedAmount + this.#queued;
+  }
+
+  /** Hands queued bytes to the connection until it takes no more. */
   initiate_send(): void {
-    const pending = this.out_buffer;
-    const sent = super.send(
-      pending.length > 65536 ? pending.subarray(0, 65536) : pending,
-    );
-    this.out_buffer = sent >= pending.length ? EMPTY : pending.subarray(sent);
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const chunk = queue[this.#head]!;
+      const sent = super.send(chunk);
+      // handle_close() (called by a failed send) may have replaced the queue.
+      if (this.#queue !== queue) return;
+      this.#queued -= sent;
+      if (sent < chunk.length) {
+        queue[this.#head] = chunk.subarray(sent);
+        if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
+          queue.splice(0, this.#head);
+          this.#head = 0;
+        }
+        return;
+      }
+      queue[this.#head++] = EMPTY;
+    }
+    queue.length = 0;
+    this.#head = 0;
   }
 
   /** Drains {@linkcode out_buffer}. */
@@ -826,11 +913,13 @@ export class DispatcherWithSend extends Dispatcher {
    * @returns Whether there is something to do on a write event.
    */
   override writable(): boolean {
-    return !this.connected || this.out_buffer.length > 0;
+    return !this.connected || this.#queued > 0;
   }
 
   /**
-   * Buffers `data` and starts sending it; never refuses bytes.
+   * Buffers `data` and starts sending it; never refuses bytes. Each call
+   * costs O(`data.length`), however much is queued: bound what a slow peer
+   * can make you queue with {@linkcode Dispatcher.bufferedAmount}.
    *
    * @param data The bytes to send.
    * @returns `data.length`: every byte is taken.
@@ -839,19 +928,15 @@ export class DispatcherWithSend extends Dispatcher {
   override send(data: Uint8Array): number {
     checkBytes(data, "send");
     if (this.debug) this.log_info(`sending ${data.length} bytes`);
-    const pending = this.out_buffer;
-    if (pending.length === 0) {
-      this.out_buffer = data;
-    } else {
-      const joined = new Uint8Array(pending.length + data.length);
-      joined.set(pending);
-      joined.set(data, pending.length);
-      this.out_buffer = joined;
+    let rest = data;
+    if (this.#queued === 0) {
+      // Nothing queued: straight to the connection, no copy here.
+      rest = data.subarray(super.send(data));
     }
-    this.initiate_send();
-    // What is left may still alias the caller's array: keep our own copy.
-    if (this.out_buffer.buffer === data.buffer && this.out_buffer.length > 0) {
-      this.out_buffer = this.out_buffer.slice();
+    if (rest.length > 0) {
+      // The caller may reuse its array: keep a copy of what is left over.
+      this.#queue.push(rest.slice());
+      this.#queued += rest.length;
     }
     return data.length;
   }
