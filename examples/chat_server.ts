@@ -11,6 +11,10 @@
  * Commands: `/nick NAME` renames you (everyone is told), `/quit` leaves.
  * Lines end with `\n` (a `\r` before it is dropped, for telnet).
  *
+ * A member who does not read what the room sends is dropped once more than
+ * {@linkcode MAX_QUEUE} bytes wait for them, and the room is told: one
+ * stalled client can neither exhaust the server's memory nor hold the room.
+ *
  * The classes are exported, so the room can be reused:
  *
  * ```ts ignore
@@ -38,6 +42,8 @@ const decoder = new TextDecoder();
 
 /** Longest line accepted; the rest of a longer line is dropped. */
 export const MAX_LINE = 4096;
+/** Bytes queued for one member above which the member is dropped. */
+export const MAX_QUEUE = 1024 * 1024;
 /** What a name may look like: 1 to 32 letters, digits, `_`, `-` or `.`. */
 const NAME = /^[\p{L}\p{N}_.-]{1,32}$/u;
 
@@ -71,6 +77,15 @@ export class ChatSession extends AsyncChat {
   /** Sends one line to this client. */
   say(line: string): void {
     this.push(encoder.encode(line + "\n"));
+  }
+
+  /**
+   * Queues `data`; a member whose queue passes {@linkcode MAX_QUEUE} is
+   * dropped instead.
+   */
+  override push(data: Uint8Array): void {
+    super.push(data);
+    if (this.bufferedAmount > MAX_QUEUE) this.server.drop(this);
   }
 
   // Gather the pieces of a line; a line over MAX_LINE is cut, so one client
@@ -181,6 +196,17 @@ export class ChatServer extends Dispatcher {
     if (this.sessions.delete(session)) {
       this.broadcast(`* ${session.name} left`);
     }
+  }
+
+  /** Closes a member who does not read, and tells the room. */
+  drop(session: ChatSession): void {
+    if (!this.sessions.delete(session)) return;
+    // What is queued would wait for a reader that never comes.
+    session.discard_buffers();
+    session.close();
+    this.broadcast(
+      `* ${session.name} was dropped (over ${MAX_QUEUE} bytes unread)`,
+    );
   }
 
   /** Sends `line` to everyone in the room but `except`. */

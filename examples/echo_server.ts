@@ -8,6 +8,11 @@
  * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
  * and exits.
  *
+ * Backpressure, the asyncore way: a handler stops reading (`readable()` is
+ * false) while more than {@linkcode HIGH_WATER} bytes wait to be written to
+ * its client, so a client that sends but never reads holds at most that much
+ * server memory, and its bytes wait in the kernel instead.
+ *
  * @module
  */
 
@@ -18,7 +23,17 @@ import {
   loop,
 } from "@asyncore/asyncore";
 
-class EchoHandler extends DispatcherWithSend {
+/** Pending output above which a handler stops reading from its client. */
+export const HIGH_WATER = 1024 * 1024;
+
+/** Echoes what one client sends. */
+export class EchoHandler extends DispatcherWithSend {
+  // Read only while the client takes its echoes. Above the outbox's 256 KiB
+  // mark, so the loop looks again whenever the outbox drains below it.
+  override readable(): boolean {
+    return this.bufferedAmount < HIGH_WATER;
+  }
+
   override handle_read(): void {
     const data = this.recv(8192);
     if (data.length > 0) this.send(data);
@@ -30,7 +45,8 @@ class EchoHandler extends DispatcherWithSend {
   }
 }
 
-class EchoServer extends Dispatcher {
+/** Listens and starts an {@linkcode EchoHandler} per client. */
+export class EchoServer extends Dispatcher {
   constructor(host: string, port: number) {
     super();
     this.create_socket();

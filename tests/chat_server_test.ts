@@ -74,7 +74,14 @@ async function* readLines(conn: Deno.Conn): AsyncGenerator<string> {
   }
 }
 
-Deno.test("examples/chat_server.ts relays lines with names, /nick and /quit", async () => {
+/** The chat server as a user runs it, on a free port. */
+interface Server {
+  port: number;
+  /** Ends the server with SIGTERM and checks it exits cleanly. */
+  stop(): Promise<void>;
+}
+
+async function startServer(): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", SERVER, "0"],
     stdout: "piped",
@@ -82,18 +89,34 @@ Deno.test("examples/chat_server.ts relays lines with names, /nick and /quit", as
   }).spawn();
   const stderr = new Response(child.stderr).text();
   const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  const stop = async (): Promise<void> => {
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await stdout.cancel();
+    const errors = await stderr;
+    assert.equal(status.code, 0, errors);
+    assert.equal(errors, "");
+  };
+  let seen = "";
+  while (!seen.includes("\n")) {
+    const { value, done } = await stdout.read();
+    if (done) {
+      await stop();
+      throw new Error(`exited before listening: ${await stderr}`);
+    }
+    seen += value;
+  }
+  const match = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(seen);
+  if (!match) await stop();
+  assert.ok(match, `unexpected first output: ${seen}`);
+  return { port: Number(match[1]), stop };
+}
+
+Deno.test("examples/chat_server.ts relays lines with names, /nick and /quit", async () => {
+  const server = await startServer();
+  const port = server.port;
   const clients: Client[] = [];
   try {
-    let seen = "";
-    while (!seen.includes("\n")) {
-      const { value, done } = await stdout.read();
-      if (done) throw new Error(`exited before listening: ${await stderr}`);
-      seen += value;
-    }
-    const match = /^listening on 127\.0\.0\.1:(\d+)\n/.exec(seen);
-    assert.ok(match, `unexpected first output: ${seen}`);
-    const port = Number(match[1]);
-
     const a = await Client.connect(port);
     clients.push(a);
     assert.equal(
@@ -155,11 +178,50 @@ Deno.test("examples/chat_server.ts relays lines with names, /nick and /quit", as
     assert.equal(await d.line(), "* guest4 is now dee");
   } finally {
     for (const client of clients) client.close();
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await stdout.cancel();
-    const errors = await stderr;
-    assert.equal(status.code, 0, errors);
-    assert.equal(errors, "");
+    await server.stop();
+  }
+});
+
+Deno.test("examples/chat_server.ts drops a member who does not read, and tells the room", async () => {
+  const server = await startServer();
+  const clients: Client[] = [];
+  try {
+    // guest1 never reads; guest2 reads everything; guest3 talks.
+    const stalled = await Client.connect(server.port);
+    clients.push(stalled);
+    const reader = await Client.connect(server.port);
+    clients.push(reader);
+    assert.match((await reader.line())!, /^welcome, guest2 /);
+    const talker = await Client.connect(server.port);
+    clients.push(talker);
+    assert.equal(await reader.line(), "* guest3 joined");
+    // 16 MiB of lines: far more than the cap plus what the kernel buffers.
+    const line = "x".repeat(4000) + "\n";
+    const talking = (async () => {
+      for (let i = 0; i < 4096; i++) await talker.send(line);
+      await talker.send("done\n");
+    })();
+    let dropped = false;
+    for (;;) {
+      const got = await reader.line();
+      assert.notEqual(got, null, "the reader was disconnected");
+      if (got === "guest3: done") break;
+      if (/^\* guest1 was dropped \(over \d+ bytes unread\)$/.test(got!)) {
+        dropped = true;
+      } else {
+        assert.equal(got, "guest3: " + line.trimEnd());
+      }
+    }
+    await talking;
+    assert.ok(dropped, "no notice that guest1 was dropped");
+    // The dropped client is disconnected: it reads what was already on its
+    // way, then EOF.
+    while (await stalled.line() !== null);
+    // The room goes on.
+    await talker.send("after\n");
+    assert.equal(await reader.line(), "guest3: after");
+  } finally {
+    for (const client of clients) client.close();
+    await server.stop();
   }
 });
