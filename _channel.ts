@@ -86,6 +86,8 @@ export interface TlsTarget {
 export class Channel<O = unknown> implements Queued {
   /** Set while the channel sits in its waker's queue. */
   queued = false;
+  /** Set while its next read waits for the waker's admission. */
+  admitQueued = false;
   /** What the last loop pass learned from `readable()` / `writable()`. */
   wantRead = false;
   wantWrite = false;
@@ -128,7 +130,8 @@ export class Channel<O = unknown> implements Queued {
     if (this.#reading || this.closed || this.error !== null) return;
     const stream = this.stream;
     if (stream !== null) {
-      if (this.#in !== null || this.#eof) return;
+      if (this.#in !== null || this.#eof || !this.wantRead) return;
+      if (this.waker !== null && !this.waker.admit(this)) return;
       if (this.#buf.length !== this.#readSize) {
         this.#buf = carve(this.#readSize);
       }

@@ -6,7 +6,37 @@
 /** Something the waker can queue: a channel with a dedupe flag. */
 export interface Queued {
   queued: boolean;
+  /** Set while the channel waits in the admission queue. */
+  admitQueued: boolean;
+  /** Starts the read the admission queue held back, if still wanted. */
+  armRead(): void;
 }
+
+// Fair service. Deno drives every pending op from one FuturesUnordered inside
+// a tokio task whose coop budget (128 polls) runs out when many reads complete
+// at once; the reads it could not poll are deferred behind the next epoll
+// turn, while the connections just served re-arm at once and complete again
+// first. At 1000 busy connections that starves most of them for seconds.
+// Admitting at most ADMIT_PER_TURN new reads per loop turn, in FIFO order,
+// makes a served connection wait behind the ones not yet served. When the
+// runtime already caps the I/O events of a tick, the cap does that job.
+export const ADMIT_PER_TURN = 32;
+
+function admitLimit(): number {
+  const name = "DENO_TOKIO_MAX_IO_EVENTS_PER_TICK";
+  try {
+    const granted = Deno.permissions.querySync?.({
+      name: "env",
+      variable: name,
+    }).state === "granted";
+    if (granted && Deno.env.get(name)) return Infinity;
+  } catch {
+    // no permission API (or a sandbox without env access): keep the cap
+  }
+  return ADMIT_PER_TURN;
+}
+
+let admitPerTurn: number | undefined;
 
 /** One map's ready queue and the loop's single wake-up promise. */
 export class Waker<T extends Queued = Queued> {
@@ -17,6 +47,11 @@ export class Waker<T extends Queued = Queued> {
   turnedAt = 0;
   /** Passes since then that did not wait. */
   passesSinceTurn = 0;
+  /** Reads that may still start this turn. */
+  #admits: number = admitPerTurn ??= admitLimit();
+  /** Channels whose read waits for a later turn, FIFO from #admitHead. */
+  #admitQueue: T[] = [];
+  #admitHead = 0;
   #resolve: (() => void) | null = null;
   // One timer serves many waits: arming and clearing a timer per wait costs
   // more than a whole echo round trip, so a wait ended by I/O leaves the timer
@@ -33,6 +68,42 @@ export class Waker<T extends Queued = Queued> {
     if (left > 1) this.#arm(left);
     else this.wake();
   };
+
+  /**
+   * Whether `item` may start a read now; if not, it is queued (once) and
+   * started by a later {@linkcode Waker.turn}.
+   */
+  admit(item: T): boolean {
+    if (this.#admits > 0) {
+      this.#admits--;
+      return true;
+    }
+    if (!item.admitQueued) {
+      item.admitQueued = true;
+      this.#admitQueue.push(item);
+    }
+    return false;
+  }
+
+  /** True while reads wait for admission. */
+  get holding(): boolean {
+    return this.#admitHead < this.#admitQueue.length;
+  }
+
+  /** A new loop turn: renews the budget and starts held reads first. */
+  turn(): void {
+    this.#admits = admitPerTurn ??= admitLimit();
+    const queue = this.#admitQueue;
+    while (this.#admits > 0 && this.#admitHead < queue.length) {
+      const item = queue[this.#admitHead++]!;
+      item.admitQueued = false;
+      item.armRead();
+    }
+    if (this.#admitHead === queue.length) {
+      this.#admitQueue = [];
+      this.#admitHead = 0;
+    }
+  }
 
   /** Queues `item` (once) and wakes a waiting loop. */
   push(item: T): void {

@@ -272,8 +272,10 @@ async function scan(
   }
   // What is queued now the scan has already seen.
   waker.drain();
-  if (readers.length === 0 && writers.length === 0) {
+  const idle = readers.length === 0 && writers.length === 0;
+  if (idle && !waker.holding) {
     await waker.wait(timeout * 1000);
+    waker.turn();
     for (const channel of waker.drain()) {
       const obj = channel.owner;
       if (!isCurrent(map, obj)) continue;
@@ -285,14 +287,17 @@ async function scan(
     // polls the OS: without a yield that gets there, an always-writable
     // channel (Python's default) starves every read. What lands is picked up
     // by the next pass's scan. A kick costs more than a short pass, so it
-    // comes after KICK_PASSES such passes or TURN_MS, whichever is first.
+    // comes after KICK_PASSES such passes or TURN_MS, whichever is first,
+    // or at once when the only work left is reads waiting for admission.
     const now = performance.now();
     if (
-      ++waker.passesSinceTurn >= KICK_PASSES || now - waker.turnedAt >= TURN_MS
+      idle || ++waker.passesSinceTurn >= KICK_PASSES ||
+      now - waker.turnedAt >= TURN_MS
     ) {
       waker.turnedAt = now;
       waker.passesSinceTurn = 0;
       await kick();
+      waker.turn();
     }
   }
   takeExit(waker);

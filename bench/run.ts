@@ -95,9 +95,13 @@ function pingpong(conns: number, o: Options): string[] {
 interface ServerSpec {
   label: string;
   argv: string[];
+  /** Extra environment for the server process. */
+  env?: Record<string, string>;
   /** A command whose success means the server can run here. */
   probe?: string[];
 }
+
+const FAIR_TICKS = { DENO_TOKIO_MAX_IO_EVENTS_PER_TICK: "128" };
 
 const SERVERS: Record<string, ServerSpec> = {
   asyncore: {
@@ -107,6 +111,18 @@ const SERVERS: Record<string, ServerSpec> = {
   raw_deno: {
     label: "raw Deno",
     argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/raw_deno_echo.ts`, "0"],
+  },
+  // The same two servers with the runtime capped at 128 I/O events per tick:
+  // fair service at some cost in throughput (see the README on fairness).
+  asyncore_fair: {
+    label: "asyncore, capped ticks",
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    env: FAIR_TICKS,
+  },
+  raw_deno_fair: {
+    label: "raw Deno, capped ticks",
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/raw_deno_echo.ts`, "0"],
+    env: FAIR_TICKS,
   },
   py_asyncore: {
     label: "Python asyncore",
@@ -119,7 +135,7 @@ const SERVERS: Record<string, ServerSpec> = {
     probe: ["node", "--version"],
   },
 };
-const ANCHORS = ["py_asyncore", "node_net"];
+const ANCHORS = ["raw_deno_fair", "asyncore_fair", "py_asyncore", "node_net"];
 
 const USAGE = `usage: deno task bench [options]
 
@@ -134,7 +150,9 @@ const USAGE = `usage: deno task bench [options]
                      (env SCENARIOS, default all)
   --servers LIST     comma separated, from ${Object.keys(SERVERS).join(",")}
                      (env SERVERS, default asyncore,raw_deno)
-  --anchors          add python3 asyncore and node net when present (env ANCHORS=1)
+  --anchors          add both Deno servers with the runtime capped at 128 I/O
+                     events per tick ("capped ticks"), and python3 asyncore and
+                     node net when present (env ANCHORS=1)
   --add NAME=CMD     measure another server too (repeatable): a .ts/.js file run
                      with deno run -A, or a command; it gets "0" as last argument
                      (the port) and must print "listening on HOST:PORT"
@@ -397,6 +415,7 @@ const LISTENING = /listening on (\S+):(\d+)/;
 async function startServer(
   argv: string[],
   logPath: string,
+  env: Record<string, string> = {},
   timeoutMs = 60_000,
 ): Promise<Server> {
   const log = await Deno.open(logPath, {
@@ -409,7 +428,7 @@ async function startServer(
     cwd: ROOT,
     // No background update check (a DNS lookup and a download attempt)
     // inside the measurement.
-    env: { DENO_NO_UPDATE_CHECK: "1" },
+    env: { DENO_NO_UPDATE_CHECK: "1", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -522,7 +541,11 @@ async function measure(
   argv = [...pins[0], ...argv];
   let server: Server;
   try {
-    server = await startServer(argv, `${o.out}/logs/${tag}.server.log`);
+    server = await startServer(
+      argv,
+      `${o.out}/logs/${tag}.server.log`,
+      SERVERS[name]!.env,
+    );
   } catch (error) {
     return {
       run: runNumber,
@@ -618,6 +641,7 @@ const PINGPONG: Metric[] = [
   { label: "msgs/s", digits: 0, value: field("msgs_per_s") },
   { label: "p50 µs", digits: 0, value: field("p50_us") },
   { label: "p99 µs", digits: 0, value: field("p99_us") },
+  { label: "max µs", digits: 0, value: field("max_us") },
   { label: "server CPU µs/msg", digits: 1, value: cpuPerMessage },
 ];
 

@@ -1,0 +1,116 @@
+// Fair service: the loop starts at most ADMIT_PER_TURN new reads per turn, in
+// FIFO order, so connections served a moment ago wait behind the others
+// instead of forming a hot set (see _ready.ts). Throughput and fairness under
+// load are measured by `deno task bench`; these tests pin the mechanism.
+
+import assert from "node:assert/strict";
+import { Dispatcher } from "../mod.ts";
+import { ADMIT_PER_TURN, type Queued, Waker } from "../_ready.ts";
+import { bytes, closing, loopbackPair, loopUntil, text } from "./_helpers.ts";
+
+// Arms the way a channel does: only when the waker admits it.
+class Item implements Queued {
+  queued = false;
+  admitQueued = false;
+  constructor(
+    readonly name: number,
+    readonly waker: Waker<Item>,
+    readonly started: number[],
+  ) {}
+  armRead(): void {
+    if (this.waker.admit(this)) this.started.push(this.name);
+  }
+}
+
+Deno.test("Waker admits ADMIT_PER_TURN reads a turn and starts the rest FIFO on later turns", () => {
+  const waker = new Waker<Item>();
+  const started: number[] = [];
+  const items = Array.from(
+    { length: ADMIT_PER_TURN * 2 + 5 },
+    (_, i) => new Item(i, waker, started),
+  );
+  for (const item of items) item.armRead();
+  assert.equal(started.length, ADMIT_PER_TURN);
+  assert.ok(waker.holding);
+  // Asking again while queued does not queue twice.
+  assert.equal(waker.admit(items.at(-1)!), false);
+
+  waker.turn();
+  assert.deepEqual(
+    started.slice(ADMIT_PER_TURN),
+    items.slice(ADMIT_PER_TURN, ADMIT_PER_TURN * 2).map((item) => item.name),
+  );
+  waker.turn();
+  assert.equal(started.length, items.length);
+  assert.equal(started.at(-1), items.at(-1)!.name);
+  assert.equal(waker.holding, false);
+});
+
+Deno.test("reads held for admission start without waiting out the pass timeout", async () => {
+  using _cleanup = closing();
+  class Reader extends Dispatcher {
+    received = "";
+    override writable(): boolean {
+      return false;
+    }
+    override handle_read(): void {
+      this.received += text(this.recv(16));
+    }
+  }
+  // The channels that join first get the first turn's reads and stay quiet;
+  // only the last ones, whose reads wait for admission, receive anything.
+  const count = ADMIT_PER_TURN * 4;
+  const peers: Deno.Conn[] = [];
+  const readers: Reader[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const [conn, peer] = await loopbackPair();
+      peers.push(peer);
+      readers.push(new Reader(conn));
+    }
+    const talking = readers.slice(-ADMIT_PER_TURN);
+    for (const peer of peers.slice(-ADMIT_PER_TURN)) {
+      await peer.write(bytes("x"));
+    }
+    // Every pass may wait 30 s: only reads that were started can end a wait.
+    await loopUntil(() => talking.every((r) => r.received === "x"), {
+      timeout: 30,
+      limit: 10,
+      what: "every connection was read",
+    });
+  } finally {
+    for (const peer of peers) peer.close();
+  }
+});
+
+Deno.test("DENO_TOKIO_MAX_IO_EVENTS_PER_TICK turns admission off (the runtime caps ticks itself)", async () => {
+  const ready = new URL("../_ready.ts", import.meta.url).href;
+  const script = `
+import { ADMIT_PER_TURN, Waker } from "${ready}";
+const waker = new Waker();
+let admitted = 0;
+for (let i = 0; i < ADMIT_PER_TURN * 10; i++) {
+  if (waker.admit({ queued: false, admitQueued: false, armRead() {} })) admitted++;
+}
+console.log(admitted);
+`;
+  const name = "DENO_TOKIO_MAX_IO_EVENTS_PER_TICK";
+  const inherited = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([key]) => key !== name),
+  );
+  const cases: [Record<string, string>, number][] = [
+    [{}, ADMIT_PER_TURN],
+    [{ [name]: "128" }, ADMIT_PER_TURN * 10],
+  ];
+  for (const [extra, expected] of cases) {
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      clearEnv: true,
+      env: { ...inherited, ...extra },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 0, text(stderr));
+    assert.equal(Number(text(stdout)), expected);
+  }
+});
