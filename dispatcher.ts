@@ -40,8 +40,14 @@ import {
 } from "./_file_wrapper.ts";
 import { concatAll } from "./_bytes.ts";
 import { formatAddress, withMessage } from "./_errors.ts";
+import { settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
-import { compact_traceback, socket_map, type SocketMap } from "./loop.ts";
+import {
+  compact_traceback,
+  ExitNow,
+  socket_map,
+  type SocketMap,
+} from "./loop.ts";
 import {
   type Address,
   AF_INET,
@@ -480,13 +486,13 @@ export class Dispatcher {
     checkBytes(data, "send");
     const channel = this.#ioFor("send");
     if (channel.closed) {
-      this.handle_close();
+      settle(this, this.handle_close());
       return 0;
     }
     const error = channel.error;
     if (error !== null && !this.accepting && !this.connecting) {
       if (!isDisconnect(error)) throw error;
-      this.handle_close();
+      settle(this, this.handle_close());
       return 0;
     }
     return channel.send(data);
@@ -547,7 +553,9 @@ export class Dispatcher {
     }
     const data = this.#ioFor("recv").recv(size);
     if (data !== null) return data;
-    this.handle_close();
+    // An async handle_close() is not awaited (recv() returns now), but its
+    // rejection still reaches handle_error().
+    settle(this, this.handle_close());
     return new Uint8Array(0);
   }
 
@@ -711,13 +719,41 @@ export class Dispatcher {
   }
 
   /**
-   * Called with any error a hook threw. The default logs it with a compact
-   * traceback and calls `handle_close()`.
+   * Called with any error a hook threw or rejected with. The default logs it
+   * with a compact traceback and calls `handle_close()`; should that throw
+   * or reject too, it logs that error and calls `close()`, so one broken
+   * channel cannot stop the loop. A `handle_error()` that throws or rejects
+   * makes {@linkcode loop} reject with that error, as Python's `loop()`
+   * raises it.
    *
    * @param error What was thrown.
    * @returns What `handle_close()` returned.
+   * @throws {ExitNow} If `handle_close()` throws it.
    */
   handle_error(error: unknown): HookResult {
+    this.#logError(error);
+    let result: HookResult;
+    try {
+      result = this.handle_close();
+    } catch (closeError) {
+      return this.#closeAfter(closeError);
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        undefined,
+        (closeError) => this.#closeAfter(closeError),
+      );
+    }
+    return result;
+  }
+
+  #closeAfter(error: unknown): void {
+    if (error instanceof ExitNow) throw error;
+    this.#logError(error);
+    this.close();
+  }
+
+  #logError(error: unknown): void {
     let summary: string;
     try {
       const [, type, value, info] = compact_traceback(error);
@@ -735,7 +771,6 @@ export class Dispatcher {
       `uncaptured exception, closing channel ${self} (${summary})`,
       "error",
     );
-    return this.handle_close();
   }
 
   /** Called for out-of-band data; the default logs a warning. */

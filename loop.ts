@@ -26,6 +26,7 @@
  */
 
 import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
+import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -86,35 +87,15 @@ export const POLLHUP = 0x010;
 /** Invalid request: descriptor not open (`select.POLLNVAL`). */
 export const POLLNVAL = 0x020;
 
-type HookResult = void | PromiseLike<void>;
-
-// A hook may be async: its rejection is routed exactly like a throw. ExitNow
-// (or a handle_error that throws) ends the loop through the map's waker.
-function settle(obj: Dispatcher, result: HookResult): void {
-  if (result != null && typeof result.then === "function") {
-    result.then(undefined, (error: unknown) => {
-      const waker = obj[kChannel]?.waker ?? wakerFor(socket_map);
-      if (error instanceof ExitNow) {
-        waker.exit = error;
-      } else {
-        try {
-          settle(obj, obj.handle_error(error));
-          return;
-        } catch (fatal) {
-          waker.exit = fatal;
-        }
-      }
-      waker.wake();
-    });
-  }
-}
-
+// A hook's throw goes to handle_error(), and so does its rejection (settle).
+// ExitNow, and a throw from handle_error() itself, leave read()/write() and so
+// end loop(), as in Python.
 function route(obj: Dispatcher, event: () => HookResult): void {
   try {
     settle(obj, event.call(obj));
   } catch (error) {
     if (error instanceof ExitNow) throw error;
-    settle(obj, obj.handle_error(error));
+    settleError(obj, obj.handle_error(error));
   }
 }
 
@@ -210,10 +191,8 @@ export function readwrite(obj: Dispatcher, flags: number): void {
     if (flags & (POLLHUP | POLLERR | POLLNVAL)) settle(obj, obj.handle_close());
   } catch (error) {
     if (error instanceof ExitNow) throw error;
-    settle(
-      obj,
-      isDisconnect(error) ? obj.handle_close() : obj.handle_error(error),
-    );
+    if (isDisconnect(error)) settle(obj, obj.handle_close());
+    else settleError(obj, obj.handle_error(error));
   }
 }
 
