@@ -9,6 +9,7 @@ import {
   AF_INET6,
   AF_UNIX,
   close_all,
+  DispatcherWithSend,
   type Family,
   loop,
   socket_map,
@@ -233,4 +234,15 @@ export function bytes(text: string): Uint8Array {
 /** `data` decoded as UTF-8. */
 export function text(data: Uint8Array): string {
   return decoder.decode(data);
+}
+
+/** Echoes what it reads; closes when the peer does. */
+export class EchoHandler extends DispatcherWithSend {
+  override handle_read(): void {
+    const data = this.recv(8192);
+    if (data.length > 0) this.send(data);
+  }
+  override handle_close(): void {
+    this.close();
+  }
 }

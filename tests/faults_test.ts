@@ -15,6 +15,7 @@ import {
 import {
   bytes,
   closing,
+  EchoHandler,
   HAS_PYTHON,
   loopUntil,
   readAll,
@@ -55,17 +56,6 @@ async function connectedProbe(
   await loopUntil(() => probe.connected);
   probe.events.length = 0;
   return [probe, await accepted];
-}
-
-// Echoes what it reads; closes when the peer does.
-class EchoHandler extends DispatcherWithSend {
-  override handle_read(): void {
-    const data = this.recv(8192);
-    if (data.length > 0) this.send(data);
-  }
-  override handle_close(): void {
-    this.close();
-  }
 }
 
 class EchoServer extends Dispatcher {

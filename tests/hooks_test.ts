@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import {
   AsyncChat,
   Dispatcher,
-  DispatcherWithSend,
   type HookResult,
   loop,
   socket_map,
@@ -14,6 +13,7 @@ import {
 import {
   bytes,
   closing,
+  EchoHandler,
   loopbackPair,
   loopUntil,
   text,
@@ -37,20 +37,10 @@ function failing(mode: Mode, message: string): () => HookResult {
   };
 }
 
-class Echo extends DispatcherWithSend {
-  override handle_read(): void {
-    const data = this.recv(4096);
-    if (data.length > 0) this.send(data);
-  }
-  override handle_close(): void {
-    this.close();
-  }
-}
-
-/** A raw client whose server side is an {@linkcode Echo} in socket_map. */
+/** A raw client whose server side is an {@linkcode EchoHandler} in socket_map. */
 async function healthyClient(): Promise<Deno.Conn> {
   const [accepted, client] = await loopbackPair();
-  new Echo(accepted);
+  new EchoHandler(accepted);
   return client;
 }
 
