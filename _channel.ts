@@ -100,6 +100,10 @@ export class Channel<O = unknown> implements Queued {
   /** The most recent fatal error (sticky for streams, one-shot for accept). */
   error: unknown = null;
   closed = false;
+  /** Set while the owner has a timeout: then I/O stamps activeAt. */
+  timed = false;
+  /** performance.now() of the last completed read, write, accept or connect. */
+  activeAt = 0;
   readonly owner: O;
   #in: Uint8Array | null = null;
   #eof = false;
@@ -348,6 +352,7 @@ export class Channel<O = unknown> implements Queued {
       this.armRead();
       return;
     } else {
+      if (this.timed) this.activeAt = performance.now();
       // The inbox gets a copy and the read buffer is kept for the next read:
       // recv() hands out views that callers may keep, and a buffer read into
       // again and again stays in the CPU's cache (a fresh 64 KiB per read
@@ -388,6 +393,7 @@ export class Channel<O = unknown> implements Queued {
       return;
     }
     setNoDelay(conn);
+    if (this.timed) this.activeAt = performance.now();
     this.#accepted = conn;
     this.waker?.push(this);
   };
@@ -399,6 +405,7 @@ export class Channel<O = unknown> implements Queued {
       return;
     }
     setNoDelay(conn, this.#noDelay);
+    if (this.timed) this.activeAt = performance.now();
     this.stream = conn;
     this.waker?.push(this);
   };
@@ -414,6 +421,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onWritten = (n: number): void => {
+    if (this.timed) this.activeAt = performance.now();
     const wasFull = this.#outBytes >= OUTBOX_MARK;
     this.#outBytes -= n;
     const out = this.#out;

@@ -43,6 +43,13 @@ import { formatAddress, withMessage } from "./_errors.ts";
 import { settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
 import {
+  cancelOwned,
+  checkSeconds,
+  schedule,
+  type TimerCallback,
+  type TimerHandle,
+} from "./_timers.ts";
+import {
   compact_traceback,
   ExitNow,
   socket_map,
@@ -95,6 +102,14 @@ export interface ConnectOptions {
 
 const EMPTY = new Uint8Array(0);
 let lastId = 0;
+
+/** A dispatcher's inactivity timeout: made only once `timeout` is set. */
+interface IdleTimeout {
+  seconds: number;
+  /** performance.now() when the timeout was set or last fired. */
+  since: number;
+  handle: TimerHandle;
+}
 
 function checkBytes(data: unknown, action: string): asserts data is Uint8Array {
   if (!(data instanceof Uint8Array)) {
@@ -181,6 +196,7 @@ export class Dispatcher {
   #socket: Socket | null = null;
   #bound: Deno.Listener | null = null;
   #noDelay = true;
+  #idle: IdleTimeout | null = null;
   readonly #id = ++lastId;
 
   /**
@@ -303,6 +319,7 @@ export class Dispatcher {
         channel.stream = sock as Stream;
       }
     }
+    channel.timed = this.#idle !== null;
     this.#fileno = nextFileno();
     this.add_channel(map);
   }
@@ -578,6 +595,7 @@ export class Dispatcher {
     this.accepting = false;
     this.connecting = false;
     this.del_channel();
+    cancelOwned(this);
     this[kChannel]?.close();
     const bound = this.#bound;
     if (bound !== null) {
@@ -634,6 +652,130 @@ export class Dispatcher {
       );
     }
     return sock;
+  }
+
+  /**
+   * Calls `fn` once, `seconds` from now, inside a loop pass, as
+   * {@linkcode call_later} does, but on this dispatcher's map and owned by
+   * it: an error `fn` throws (or rejects with) goes to `handle_error()`, and
+   * `close()` cancels the call.
+   *
+   * @example Greet a client a moment after it connects
+   * ```ts
+   * import { AsyncChat } from "@asyncore/asyncore";
+   *
+   * class Greeter extends AsyncChat {
+   *   constructor(conn: Deno.Conn) {
+   *     super(conn);
+   *     this.call_later(0.1, () => this.push(new TextEncoder().encode("hi\r\n")));
+   *   }
+   * }
+   * ```
+   *
+   * @param seconds Delay; `0` runs it on the next pass.
+   * @param fn The callback.
+   * @returns A handle to cancel or reset the call.
+   * @throws {TypeError} If `seconds` is not a number or `fn` not a function.
+   * @throws {RangeError} If `seconds` is negative or not finite.
+   */
+  call_later(seconds: number, fn: TimerCallback): TimerHandle {
+    return schedule(this.#map, seconds, false, fn, this);
+  }
+
+  /**
+   * Calls `fn` every `seconds` inside loop passes until cancelled or until
+   * this dispatcher closes; errors go to `handle_error()`. See
+   * {@linkcode call_every}.
+   *
+   * @example Send a keep-alive every 30 seconds
+   * ```ts
+   * import { AsyncChat } from "@asyncore/asyncore";
+   *
+   * class Pinger extends AsyncChat {
+   *   constructor(conn: Deno.Conn) {
+   *     super(conn);
+   *     this.call_every(30, () => this.push(new TextEncoder().encode("PING\r\n")));
+   *   }
+   * }
+   * ```
+   *
+   * @param seconds The period, greater than 0.
+   * @param fn The callback.
+   * @returns A handle to cancel the calls or change their period.
+   * @throws {TypeError} If `seconds` is not a number or `fn` not a function.
+   * @throws {RangeError} If `seconds` is not positive and finite.
+   */
+  call_every(seconds: number, fn: TimerCallback): TimerHandle {
+    return schedule(this.#map, seconds, true, fn, this);
+  }
+
+  /**
+   * Seconds of inactivity after which the loop calls
+   * {@linkcode Dispatcher.handle_timeout}, or `null` (the default) for none.
+   * Activity is a completed read or write of at least one byte, an accepted
+   * connection, or a finished connect; the clock also restarts when the
+   * timeout is set and each time it fires. Assign it in the constructor (or
+   * at any time); it costs one timer per dispatcher, moved lazily, and one
+   * clock read per completed read or write.
+   *
+   * @example Drop clients that stay silent for five minutes
+   * ```ts
+   * import { AsyncChat } from "@asyncore/asyncore";
+   *
+   * class Handler extends AsyncChat {
+   *   constructor(conn: Deno.Conn) {
+   *     super(conn);
+   *     this.timeout = 300;
+   *   }
+   * }
+   * ```
+   *
+   * @returns The timeout in seconds, or `null`.
+   */
+  get timeout(): number | null {
+    return this.#idle?.seconds ?? null;
+  }
+
+  /**
+   * Sets the inactivity timeout and restarts its clock; `null` turns it off.
+   *
+   * @param seconds The timeout in seconds, or `null`.
+   * @throws {TypeError} If `seconds` is neither a number nor `null`.
+   * @throws {RangeError} If `seconds` is not positive and finite.
+   */
+  set timeout(seconds: number | null) {
+    if (seconds !== null) checkSeconds(seconds, "set timeout", true);
+    this.#idle?.handle.cancel();
+    this.#idle = null;
+    const channel = this[kChannel];
+    if (channel !== null) channel.timed = seconds !== null;
+    if (seconds === null || channel?.closed) return;
+    const handle = schedule(
+      this.#map,
+      seconds,
+      false,
+      () => this.#onIdle(),
+      this,
+    );
+    this.#idle = { seconds: seconds!, since: performance.now(), handle };
+  }
+
+  // The timer fires when the timeout could have expired; if there was
+  // activity since, it moves to the new expiry instead (no timer per read).
+  #onIdle(): HookResult {
+    const idle = this.#idle!;
+    const now = performance.now();
+    const last = Math.max(this[kChannel]?.activeAt ?? 0, idle.since);
+    const left = last + idle.seconds * 1000 - now;
+    if (left > 0) {
+      idle.handle.reset(left / 1000);
+      return;
+    }
+    // Still open after the hook (it may not close): fire again after
+    // another quiet period.
+    idle.since = now;
+    idle.handle.reset(idle.seconds);
+    return this.handle_timeout();
   }
 
   /**
@@ -814,6 +956,17 @@ export class Dispatcher {
   handle_accepted(sock: Deno.Conn, _addr: Address): HookResult {
     sock.close();
     this.log_info("unhandled accepted event", "warning");
+  }
+
+  /**
+   * Called when {@linkcode Dispatcher.timeout} seconds pass without
+   * activity; the default logs a warning and calls `handle_close()`.
+   *
+   * @returns What `handle_close()` returned.
+   */
+  handle_timeout(): HookResult {
+    this.log_info("unhandled timeout event", "warning");
+    return this.handle_close();
   }
 
   /** Called when the connection ends; the default logs a warning and closes. */

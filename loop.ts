@@ -29,6 +29,13 @@ import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
+import {
+  cancelAll,
+  hasTimers,
+  runDue,
+  type TimerCallback,
+  waitBound,
+} from "./_timers.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 
 /** A socket map: dispatchers keyed by their {@linkcode Dispatcher.fileno}. */
@@ -253,7 +260,7 @@ async function scan(
   waker.drain();
   const idle = readers.length === 0 && writers.length === 0;
   if (idle && !waker.holding) {
-    await waker.wait(timeout * 1000);
+    await waker.wait(waitBound(map, timeout * 1000));
     waker.turn();
     for (const channel of waker.drain()) {
       const obj = channel.owner;
@@ -317,12 +324,30 @@ export async function poll(
 ): Promise<void> {
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
-  if (checkMap(map).size === 0) return;
+  if (checkMap(map).size === 0 && !hasTimers(map)) return;
   await alone(pollPass(seconds, map), map);
+}
+
+// A due timer runs like a hook: a dispatcher's own goes through route(); an
+// error from one no dispatcher owns ends loop() (there is no handle_error()).
+function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
+  if (owner !== null) {
+    route(owner as Dispatcher, fn);
+    return;
+  }
+  const result = fn();
+  if (result != null && typeof result.then === "function") {
+    result.then(undefined, (error: unknown) => {
+      const waker = wakerFor(map);
+      if (waker.exit === undefined) waker.exit = error;
+      waker.wake();
+    });
+  }
 }
 
 async function pollPass(seconds: number, map: SocketMap): Promise<void> {
   const [readers, writers] = await scan(seconds, map);
+  runDue(map, runTimer);
   for (const obj of readers) if (isCurrent(map, obj)) read(obj);
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
@@ -360,12 +385,13 @@ export async function poll2(
 ): Promise<void> {
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
-  if (checkMap(map).size === 0) return;
+  if (checkMap(map).size === 0 && !hasTimers(map)) return;
   await alone(poll2Pass(seconds, map), map);
 }
 
 async function poll2Pass(seconds: number, map: SocketMap): Promise<void> {
   const [readers, writers] = await scan(seconds, map);
+  runDue(map, runTimer);
   const flags = new Map<Dispatcher, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
@@ -494,7 +520,8 @@ export async function loop(
   signal?.addEventListener("abort", onAbort);
   try {
     let left = count ?? Infinity;
-    while (map.size > 0 && left > 0 && !signal?.aborted) {
+    // Pending timers keep the loop running, as in pyftpdlib.
+    while ((map.size > 0 || hasTimers(map)) && left > 0 && !signal?.aborted) {
       await pass(timeout, map);
       left--;
     }
@@ -581,6 +608,7 @@ export function close_all(
     }
   }
   map.clear();
+  cancelAll(map);
   const waker = wakerFor(map);
   waker.exit = undefined;
   waker.idle();

@@ -65,4 +65,5 @@ export * from "./socket.ts";
 export * from "./loop.ts";
 export * from "./dispatcher.ts";
 export * from "./asynchat.ts";
+export * from "./timers.ts";
 export * from "./_aliases.ts";
