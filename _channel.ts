@@ -42,9 +42,13 @@ export function nextFileno(): number {
   return ++lastFileno;
 }
 
-/** Python's `_DISCONNECTED` set: errors that mean "the peer is gone". */
+/**
+ * Python's `_DISCONNECTED` set: errors that mean "the peer is gone", plus a
+ * TLS peer that left without `close_notify` (most clients do).
+ */
 export function isDisconnect(error: unknown): boolean {
   return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.UnexpectedEof ||
     error instanceof Deno.errors.BrokenPipe ||
     error instanceof Deno.errors.NotConnected ||
     error instanceof Deno.errors.ConnectionAborted ||
@@ -80,6 +84,25 @@ export type ConnectTarget =
 export interface TlsTarget {
   caCerts?: string[];
   serverName?: string;
+}
+
+/**
+ * Builds the stream that replaces the raw one in {@linkcode Channel.upgrade}:
+ * `first` settles with the raw read that was in flight (its bytes, `null`
+ * at EOF), or is `null` when none was.
+ */
+export type Wrap = (
+  raw: Stream,
+  first: Promise<Uint8Array | null> | null,
+) => Promise<Stream>;
+
+// A stream swap in progress: the chunks of the outbox that go out on the old
+// stream before it, and who waits for it.
+interface Upgrade {
+  wrap: Wrap;
+  plainChunks: number;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 /** The per-dispatcher I/O state. `O` is the owning dispatcher. */
@@ -124,6 +147,9 @@ export class Channel<O = unknown> implements Queued {
   #noDelay = true;
   /** Where the connect in flight goes, for its error message. */
   #peer = "";
+  #upgrade: Upgrade | null = null;
+  /** Where the raw read in flight during an upgrade delivers. */
+  #handoff: PromiseWithResolvers<Uint8Array | null> | null = null;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -310,10 +336,114 @@ export class Channel<O = unknown> implements Queued {
     pending.then(this.#onConnect, this.#onConnectError);
   }
 
+  /**
+   * Replaces the stream by what `wrap` builds over it (STARTTLS), keeping
+   * the order of bytes on the wire: bytes sent before the call go out on the
+   * old stream first, bytes sent after it on the new one; the read in flight
+   * is handed to `wrap` (it cannot be withdrawn); unread input is dropped, as
+   * it arrived before the upgrade. Settles once the new stream is in place.
+   */
+  upgrade(wrap: Wrap): Promise<void> {
+    if (this.stream === null || this.closed || this.error !== null) {
+      return Promise.reject(
+        this.error ?? new Deno.errors.NotConnected(
+          "Cannot start TLS: the channel is not connected",
+        ),
+      );
+    }
+    if (this.#upgrade !== null) {
+      return Promise.reject(
+        new Deno.errors.Busy("Cannot start TLS: an upgrade is under way"),
+      );
+    }
+    this.#in = null;
+    // Bytes sent from now on start a chunk of their own.
+    this.#tail = null;
+    // The read in flight goes to the new stream; until that is in place the
+    // read side stays parked (#reading set), so no other read is armed.
+    if (this.#reading) {
+      this.#handoff = Promise.withResolvers();
+      // Its failure is the new stream's to report, if it ever asks.
+      this.#handoff.promise.catch(() => {});
+    }
+    this.#reading = true;
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    this.#upgrade = { wrap, plainChunks: this.#out.length, resolve, reject };
+    if (this.#out.length === 0) {
+      this.#writing = true;
+      this.#swap();
+    } else if (!this.#writing) {
+      this.#startWrite();
+    }
+    return promise;
+  }
+
+  // Runs with #writing set, so nothing is written until the new stream is in.
+  async #swap(): Promise<void> {
+    const upgrade = this.#upgrade!;
+    let stream: Stream;
+    try {
+      stream = await upgrade.wrap(this.stream!, this.#handoff?.promise ?? null);
+    } catch (error) {
+      this.#upgrade = null;
+      this.#writing = false;
+      upgrade.reject(error);
+      if (this.closed) {
+        this.#release();
+      } else {
+        this.error ??= error;
+        this.waker?.push(this);
+      }
+      return;
+    }
+    this.#upgrade = null;
+    this.#writing = false;
+    this.stream = stream;
+    if (this.closed) {
+      upgrade.reject(
+        new Deno.errors.BadResource("Cannot start TLS: the channel closed"),
+      );
+      this.#release();
+      return;
+    }
+    upgrade.resolve();
+    if (this.#out.length > 0) this.#startWrite();
+    // Unpark, unless the handed-off read has yet to land (#handOff does it).
+    if (this.#handoff === null) {
+      this.#reading = false;
+      if (this.wantRead) this.armRead();
+    }
+  }
+
+  #handOff(n: number | null, error: unknown): void {
+    const handoff = this.#handoff!;
+    this.#handoff = null;
+    if (error !== null) {
+      handoff.reject(error);
+    } else {
+      handoff.resolve(n === null ? null : copyBytes(this.#buf.subarray(0, n)));
+    }
+    // Parked until the new stream is in place (#swap unparks).
+    if (this.#upgrade !== null) this.#reading = true;
+    else if (this.wantRead && !this.closed) this.armRead();
+  }
+
   /** Closes now, or once the outbox is flushed: sent bytes are never lost. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    const upgrade = this.#upgrade;
+    if (upgrade !== null) {
+      this.#upgrade = null;
+      upgrade.reject(
+        new Deno.errors.BadResource("Cannot start TLS: the channel closed"),
+      );
+      // What was sent for the new stream must not go out in the clear.
+      for (const chunk of this.#out.splice(upgrade.plainChunks)) {
+        this.#outBytes -= chunk.length;
+      }
+      this.#tail = null;
+    }
     this.#abort?.abort();
     this.#abort = null;
     this.#in = null;
@@ -345,6 +475,7 @@ export class Channel<O = unknown> implements Queued {
 
   #onRead = (n: number | null): void => {
     this.#reading = false;
+    if (this.#handoff !== null) return this.#handOff(n, null);
     if (this.closed) return;
     if (n === null) {
       this.#eof = true;
@@ -381,6 +512,7 @@ export class Channel<O = unknown> implements Queued {
 
   #onReadError = (error: unknown): void => {
     this.#reading = false;
+    if (this.#handoff !== null) return this.#handOff(null, error);
     if (this.closed) return;
     this.error = error;
     this.waker?.push(this);
@@ -430,11 +562,18 @@ export class Channel<O = unknown> implements Queued {
       out.shift();
       if (head.buffer === this.#tail?.buffer) this.#tail = null;
       returnChunk(head);
+      if (this.#upgrade !== null) this.#upgrade.plainChunks--;
     } else {
       out[0] = head.subarray(n);
     }
     if (wasFull && !this.closed && this.#outBytes < OUTBOX_MARK) {
       this.waker?.push(this);
+    }
+    // The bytes sent before the upgrade are out: swap streams (#swap writes
+    // the rest, and #writing stays set until then).
+    if (this.#upgrade?.plainChunks === 0 && !this.closed) {
+      this.#swap();
+      return;
     }
     if (out.length > 0) {
       this.#startWrite();
@@ -455,6 +594,8 @@ export class Channel<O = unknown> implements Queued {
       this.#release();
       return;
     }
+    this.#upgrade?.reject(error);
+    this.#upgrade = null;
     if (this.error === null) this.error = error;
     this.waker?.push(this);
   };

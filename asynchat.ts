@@ -29,7 +29,12 @@
 import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
-import { Dispatcher, type HookResult } from "./dispatcher.ts";
+import {
+  Dispatcher,
+  type HookResult,
+  type TlsOptions,
+  type TlsServerOptions,
+} from "./dispatcher.ts";
 
 export type { AsyncSource };
 
@@ -827,6 +832,38 @@ export class AsyncChat extends Dispatcher {
     this.#head = 0;
     this.#pull = null;
     this.#queuedBytes = 0;
+  }
+
+  /**
+   * {@linkcode Dispatcher.start_tls}, which also drops the input received
+   * and not yet handed to `collect_incoming_data()`: commands pipelined
+   * behind STARTTLS arrived in the clear.
+   *
+   * @example Upgrade once the peer agrees
+   * ```ts ignore
+   * import { AsyncChat } from "@asyncore/asyncore";
+   *
+   * class Client extends AsyncChat {
+   *   override async found_terminator(): Promise<void> {
+   *     if (new TextDecoder().decode(this._get_data()).startsWith("220")) {
+   *       await this.start_tls({ caCerts: [Deno.readTextFileSync("ca.pem")] });
+   *       this.push(new TextEncoder().encode("EHLO me\r\n"));
+   *     }
+   *   }
+   * }
+   * ```
+   *
+   * @param options The client's or the server's TLS settings.
+   * @returns A promise that settles once the handshake is done.
+   * @throws {TypeError} If the TLS settings are malformed.
+   * @throws {Error} If there is no connection.
+   */
+  override start_tls(
+    options: TlsOptions | TlsServerOptions = {},
+  ): Promise<void> {
+    const upgraded = super.start_tls(options);
+    this.ac_in_buffer = EMPTY;
+    return upgraded;
   }
 
   /**

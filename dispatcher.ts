@@ -42,6 +42,7 @@ import { concatAll } from "./_bytes.ts";
 import { formatAddress, withMessage } from "./_errors.ts";
 import { settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
+import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
 import {
   cancelOwned,
   checkSeconds,
@@ -76,12 +77,35 @@ export type Socket = Deno.Conn | Deno.Listener | FileWrapper;
 /** What a `handle_*` hook may return: nothing, or a promise of nothing. */
 export type HookResult = void | Promise<void>;
 
-/** TLS settings for {@linkcode Dispatcher.connect}. */
+/**
+ * TLS settings for the client's side: {@linkcode Dispatcher.connect} and
+ * {@linkcode Dispatcher.start_tls}.
+ */
 export interface TlsOptions {
   /** PEM certificates to trust instead of the system's roots. */
   caCerts?: string[];
   /** The name to verify the server's certificate against; default the host. */
   serverName?: string;
+}
+
+/**
+ * TLS settings for the server's side: {@linkcode Dispatcher.bind} and
+ * {@linkcode Dispatcher.start_tls}.
+ */
+export interface TlsServerOptions {
+  /** The server's certificate chain, PEM. */
+  cert: string;
+  /** The certificate's private key, PEM. */
+  key: string;
+}
+
+/** Options of {@linkcode Dispatcher.bind}. */
+export interface BindOptions {
+  /**
+   * Listen for TLS (Deno's `listenTls`): every accepted connection is a
+   * `Deno.TlsConn`, whose handshake runs with its first read. TCP only.
+   */
+  tls?: TlsServerOptions;
 }
 
 /** Options of {@linkcode Dispatcher.connect}. */
@@ -124,6 +148,18 @@ function checkBytes(data: unknown, action: string): asserts data is Uint8Array {
 function chain(first: HookResult, second: () => HookResult): HookResult {
   if (first instanceof Promise) return first.then(second);
   return second();
+}
+
+function checkServerTls(
+  tls: unknown,
+  action: string,
+): asserts tls is TlsServerOptions {
+  const { cert, key } = (tls ?? {}) as Partial<TlsServerOptions>;
+  if (typeof cert !== "string" || typeof key !== "string") {
+    throw new TypeError(
+      `Cannot ${action}: tls needs a PEM "cert" and "key" as strings`,
+    );
+  }
 }
 
 function isListener(sock: Socket): sock is Deno.Listener {
@@ -383,24 +419,54 @@ export class Dispatcher {
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
    * use", Deno's own error as `cause`) at once, and {@linkcode getsockname}
    * reports the real port.
+   * With `tls`, every connection accepted is TLS.
+   *
+   * @example A TLS server
+   * ```ts ignore
+   * import { Dispatcher } from "@asyncore/asyncore";
+   *
+   * const server = new Dispatcher();
+   * server.create_socket();
+   * server.bind(["0.0.0.0", 8443], {
+   *   tls: {
+   *     cert: Deno.readTextFileSync("cert.pem"),
+   *     key: Deno.readTextFileSync("key.pem"),
+   *   },
+   * });
+   * server.listen(5);
+   * ```
    *
    * @param address Where to listen.
-   * @throws {TypeError} If `address` is malformed or of another family.
+   * @param options `tls`: a certificate and key to serve TLS with.
+   * @throws {TypeError} If `address` is malformed or of another family, or
+   * `tls` is given for a Unix socket or lacks a PEM `cert` or `key`.
    * @throws {Deno.errors.AddrInUse} If the address is taken.
    * @throws {Deno.errors.PermissionDenied} If the port is privileged; other
    * failures keep Deno's error class too, with the address in the message.
    */
-  bind(address: Address): void {
+  bind(address: Address, options: BindOptions = {}): void {
     checkAddress(address, "address");
     this.#checkFamily(address, "bind");
+    const { tls } = options;
+    if (tls !== undefined) checkServerTls(tls, "bind");
     if (this.#bound !== null || this.#socket !== null) {
       throw new Error("Cannot bind: the socket is already bound or connected");
+    }
+    if (tls !== undefined && typeof address === "string") {
+      throw new TypeError("Cannot bind: TLS needs a TCP address");
     }
     let listener: Deno.Listener;
     try {
       listener = typeof address === "string"
         ? Deno.listen({ transport: "unix", path: address })
-        : Deno.listen({ hostname: address[0], port: address[1] });
+        : tls === undefined
+        ? Deno.listen({ hostname: address[0], port: address[1] })
+        : Deno.listenTls({
+          hostname: address[0],
+          port: address[1],
+          cert: tls.cert,
+          key: tls.key,
+        });
     } catch (error) {
       const where = formatAddress(address);
       throw withMessage(
@@ -458,6 +524,71 @@ export class Dispatcher {
     this.connecting = true;
     this.addr = address;
     channel.connect(target, noDelay);
+  }
+
+  /**
+   * Upgrades the connection to TLS in place (STARTTLS), on the client's side
+   * with {@linkcode TlsOptions}, or on the server's side when `options` has a
+   * `cert` and `key`. Call it once the protocol agreed to upgrade (a client
+   * after reading `220 Ready`; a server after sending it).
+   *
+   * The channel parks for it: bytes sent before the call go out in the
+   * clear, bytes sent after it are held and go out encrypted; the read in
+   * flight is handed to TLS; input received before the call and not yet
+   * read is dropped, since a man in the middle could have injected it
+   * (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
+   * also reaches `handle_error()` through the connection, as a read error.
+   *
+   * @example A client that upgrades once the server agrees
+   * ```ts ignore
+   * import { AsyncChat } from "@asyncore/asyncore";
+   *
+   * class Client extends AsyncChat {
+   *   override async found_terminator(): Promise<void> {
+   *     const line = new TextDecoder().decode(this._get_data());
+   *     if (line.startsWith("220 Ready")) {
+   *       await this.start_tls({ caCerts: [Deno.readTextFileSync("ca.pem")] });
+   *       this.push(new TextEncoder().encode("EHLO me\r\n"));
+   *     }
+   *   }
+   * }
+   * ```
+   *
+   * @param options The client's or the server's TLS settings.
+   * @returns A promise that settles once the handshake is done.
+   * @throws {TypeError} If a `cert` or `key` is not a string, or the
+   * connection is a Unix socket.
+   * @throws {Error} If there is no connection.
+   */
+  start_tls(options: TlsOptions | TlsServerOptions = {}): Promise<void> {
+    const channel = this[kChannel];
+    if (channel === null || channel.stream === null || this.accepting) {
+      throw new Error("Cannot start TLS: the dispatcher is not connected");
+    }
+    if (typeof this.addr === "string") {
+      throw new TypeError("Cannot start TLS: TLS needs a TCP connection");
+    }
+    let settings: ServerTls | ClientTls;
+    if ("cert" in options || "key" in options) {
+      checkServerTls(options, "start TLS");
+      settings = { cert: options.cert, key: options.key };
+    } else {
+      const { caCerts, serverName } = options as TlsOptions;
+      settings = {
+        serverName: serverName ?? this.addr?.[0] ?? "localhost",
+        ...(caCerts ? { caCerts } : {}),
+      };
+    }
+    let secure: TlsStream | null = null;
+    const done = channel.upgrade(async (raw, first) => {
+      // node:tls loads only when a program upgrades.
+      const { startTls } = await import("./_tls.ts");
+      secure = startTls(raw, first, settings);
+      return secure;
+    }).then(() => secure!.handshake);
+    // Failures reach handle_error() through the connection too.
+    done.catch(() => {});
+    return done;
   }
 
   #checkFamily(address: Address, action: string): void {

@@ -1,0 +1,185 @@
+// STARTTLS: TLS on a connection that is already open. Deno.startTls is
+// client-only and refuses a connection with a read pending ("Busy"), and a
+// channel always has one: it cannot be withdrawn, and in STARTTLS the peer
+// sends nothing more until the handshake starts, so it would never land.
+// node:tls's TLSSocket runs over any duplex stream, on either side of the
+// handshake, so the TLS layer is put above the raw connection instead: its
+// first input is the read that was in flight. Loaded on first use only
+// (node:tls costs ~50 ms and ~9 MB at startup).
+
+import { Duplex } from "node:stream";
+import * as tls from "node:tls";
+import type { Stream } from "./_channel.ts";
+
+/** TLS settings for the client's side of the handshake. */
+export interface ClientTls {
+  /** PEM certificates to trust instead of the system's roots. */
+  caCerts?: string[];
+  /** The name to check the server's certificate against. */
+  serverName: string;
+}
+
+/** TLS settings for the server's side of the handshake. */
+export interface ServerTls {
+  /** The server's PEM certificate chain. */
+  cert: string;
+  /** The server's PEM private key. */
+  key: string;
+}
+
+/** A stream that reads and writes through TLS, once the handshake is done. */
+export interface TlsStream extends Stream {
+  /** Settles when the handshake has finished (or failed). */
+  readonly handshake: Promise<void>;
+}
+
+const READ_SIZE = 16 * 1024;
+
+// Node reports the raw connection's faults with its own codes: give them back
+// Deno's classes, so they count as disconnects (handle_close, not an error).
+function denoError(error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "ECONNRESET") return new Deno.errors.ConnectionReset(message);
+  if (code === "EPIPE") return new Deno.errors.BrokenPipe(message);
+  return error;
+}
+
+// The raw connection as a node duplex: `first` (the channel's read that was
+// in flight when TLS started) is its first input.
+function transport(
+  raw: Stream,
+  first: Promise<Uint8Array | null> | null,
+): Duplex {
+  let pending = first;
+  return new Duplex({
+    read() {
+      let next = pending;
+      pending = null;
+      if (next === null) {
+        const buf = new Uint8Array(READ_SIZE);
+        next = raw.read(buf).then((n) =>
+          n === null ? null : buf.subarray(0, n)
+        );
+      }
+      next.then(
+        (bytes) => {
+          // An empty read is no EOF: ask again.
+          if (bytes !== null && bytes.length === 0) this._read(READ_SIZE);
+          else this.push(bytes);
+        },
+        (error) => this.destroy(error),
+      );
+    },
+    write(chunk: Uint8Array, _encoding, callback) {
+      writeAll(raw, chunk).then(() => callback(), callback);
+    },
+    final(callback) {
+      const conn = raw as Partial<Deno.TcpConn>;
+      if (typeof conn.closeWrite !== "function") return callback();
+      conn.closeWrite().then(() => callback(), callback);
+    },
+    destroy(error, callback) {
+      try {
+        raw.close();
+      } catch {
+        // already closed
+      }
+      callback(error);
+    },
+  });
+}
+
+async function writeAll(raw: Stream, data: Uint8Array): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    done += await raw.write(data.subarray(done));
+  }
+}
+
+/**
+ * TLS over `raw`, as the client (`ClientTls`) or the server (`ServerTls`);
+ * `first` is the raw read in flight, if any.
+ */
+export function startTls(
+  raw: Stream,
+  first: Promise<Uint8Array | null> | null,
+  options: ClientTls | ServerTls,
+): TlsStream {
+  const socket = transport(raw, first);
+  // deno-lint-ignore no-explicit-any -- node's typings want a net.Socket
+  const duplex = socket as any;
+  const secure = "cert" in options
+    ? new tls.TLSSocket(duplex, {
+      isServer: true,
+      cert: options.cert,
+      key: options.key,
+    })
+    : tls.connect({
+      socket: duplex,
+      servername: options.serverName,
+      ...(options.caCerts ? { ca: options.caCerts } : {}),
+    });
+  let failure: unknown = null;
+  let ended = false;
+  let wake: (() => void) | null = null;
+  const poke = (): void => {
+    const resolve = wake;
+    wake = null;
+    resolve?.();
+  };
+  const handshake = new Promise<void>((resolve, reject) => {
+    secure.once("secure", resolve);
+    secure.once("secureConnect", resolve);
+    secure.once("error", reject);
+    secure.once("close", () => reject(new Deno.errors.ConnectionReset()));
+  });
+  // Settled either way; the channel's reads report a failure too.
+  handshake.catch(() => {});
+  secure.on("readable", poke);
+  secure.on("end", () => {
+    ended = true;
+    poke();
+  });
+  secure.on("error", (error) => {
+    failure ??= denoError(error);
+    poke();
+  });
+  secure.on("close", () => {
+    ended = true;
+    poke();
+  });
+  let left: Uint8Array | null = null;
+  return {
+    handshake,
+    async read(p: Uint8Array): Promise<number | null> {
+      while (true) {
+        const chunk: Uint8Array | null = left ?? secure.read();
+        left = null;
+        if (chunk !== null) {
+          const n = Math.min(p.length, chunk.length);
+          p.set(chunk.subarray(0, n));
+          if (n < chunk.length) left = chunk.subarray(n);
+          return n;
+        }
+        if (failure !== null) throw failure;
+        if (ended) return null;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    },
+    write(p: Uint8Array): Promise<number> {
+      if (failure !== null) return Promise.reject(failure);
+      return new Promise((resolve, reject) => {
+        // A copy: the channel reuses its buffers once a write settles.
+        secure.write(p.slice(), (error) => {
+          if (error) reject(denoError(error));
+          else resolve(p.length);
+        });
+      });
+    },
+    close(): void {
+      secure.destroy();
+      socket.destroy();
+      poke();
+    },
+  };
+}

@@ -1,0 +1,296 @@
+// TLS: a TLS listener (bind() with a certificate) and STARTTLS on either side
+// (start_tls()), against real peers: Deno's own TLS client and server,
+// Python's ssl module, and each other. The certificates are test fixtures
+// (tests/fixtures/make_certs.sh).
+
+import assert from "node:assert/strict";
+import { AsyncChat, Dispatcher, DispatcherWithSend } from "../mod.ts";
+import {
+  bytes,
+  closing,
+  HAS_PYTHON,
+  loopUntil,
+  portOf,
+  readAll,
+  text,
+  writeAll,
+} from "./_helpers.ts";
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+const CA = Deno.readTextFileSync(new URL("tls_ca.pem", FIXTURES));
+const CERT = Deno.readTextFileSync(new URL("tls_server.pem", FIXTURES));
+const KEY = Deno.readTextFileSync(new URL("tls_server.key", FIXTURES));
+const CA_PATH = new URL("tls_ca.pem", FIXTURES).pathname;
+
+class Echo extends DispatcherWithSend {
+  static closed = 0;
+  static errors: unknown[] = [];
+  override handle_read(): void {
+    const data = this.recv(8192);
+    if (data.length > 0) this.send(data);
+  }
+  override handle_error(error: unknown): void {
+    Echo.errors.push(error);
+    this.close();
+  }
+  override handle_close(): void {
+    Echo.closed++;
+    this.close();
+  }
+}
+
+class TlsEchoServer extends Dispatcher {
+  constructor() {
+    super();
+    this.create_socket();
+    this.bind(["127.0.0.1", 0], { tls: { cert: CERT, key: KEY } });
+    this.listen(5);
+  }
+  override handle_accepted(sock: Deno.Conn): void {
+    new Echo(sock);
+  }
+}
+
+/** Lines in, lines out: each record goes to `onLine`. */
+class LineChat extends AsyncChat {
+  lines: string[] = [];
+  errors: unknown[] = [];
+  closed = false;
+  onLine: (line: string) => void | Promise<void> = () => {};
+  constructor(sock: Deno.Conn | null = null) {
+    super(sock);
+    this.set_terminator("\r\n");
+  }
+  override collect_incoming_data(data: Uint8Array): void {
+    this._collect_incoming_data(data);
+  }
+  override found_terminator(): void | Promise<void> {
+    const line = text(this._get_data());
+    this.lines.push(line);
+    return this.onLine(line);
+  }
+  override handle_error(error: unknown): void {
+    this.errors.push(error);
+    this.close();
+  }
+  override handle_close(): void {
+    this.closed = true;
+    this.close();
+  }
+}
+
+/** A LineChat client connecting to a LineChat server: `[client, server]`. */
+async function chatPair(): Promise<[LineChat, LineChat]> {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const client = new LineChat();
+  client.create_socket();
+  client.connect(["127.0.0.1", listener.addr.port]);
+  return [client, new LineChat(await accepted)];
+}
+
+function python(script: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("python3", {
+    args: ["-c", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+Deno.test("Dispatcher.bind() with tls serves TLS to Deno's TLS client", async () => {
+  using _ = closing();
+  const server = new TlsEchoServer();
+  const conn = await Deno.connectTls({
+    hostname: "localhost",
+    port: portOf(server.getsockname()),
+    caCerts: [CA],
+  });
+  const message = "hello over TLS\n".repeat(1000);
+  const sent = writeAll(conn, bytes(message)).then(() => conn.closeWrite());
+  const received = readAll(conn);
+  let got = "";
+  received.then((data) => (got = text(data)));
+  await loopUntil(() => got.length > 0, { what: "the echo came back" });
+  await sent;
+  assert.equal(got, message);
+});
+
+Deno.test({
+  name: "Dispatcher.bind() with tls serves TLS to Python's ssl client",
+  ignore: !HAS_PYTHON,
+  fn: async () => {
+    using _ = closing();
+    const server = new TlsEchoServer();
+    const child = python(
+      `import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"ping from python")
+        print(s.recv(100).decode(), s.version())`,
+      [CA_PATH, String(portOf(server.getsockname()))],
+    );
+    let output: Deno.CommandOutput | null = null;
+    child.output().then((out) => (output = out));
+    Echo.closed = 0;
+    Echo.errors = [];
+    // Python closes without TLS close_notify: an ordinary end, not an error.
+    await loopUntil(() => output !== null && Echo.closed === 1, {
+      what: "python exited and the server closed its channel",
+    });
+    const out = output as Deno.CommandOutput | null;
+    assert.equal(text(out!.stderr), "");
+    assert.match(text(out!.stdout), /^ping from python TLSv1\.[23]\n$/);
+    assert.deepEqual(Echo.errors, []);
+  },
+});
+
+Deno.test("Dispatcher.bind() rejects TLS settings that cannot work", () => {
+  using _ = closing();
+  const server = new Dispatcher();
+  server.create_socket();
+  assert.throws(
+    // @ts-expect-error: no key
+    () => server.bind(["127.0.0.1", 0], { tls: { cert: CERT } }),
+    TypeError,
+  );
+  const unix = new Dispatcher();
+  unix.create_socket(1);
+  assert.throws(
+    () => unix.bind("/tmp/x.sock", { tls: { cert: CERT, key: KEY } }),
+    /Cannot bind: TLS needs a TCP address/,
+  );
+});
+
+Deno.test("Dispatcher.start_tls() upgrades a client whose read is in flight", async () => {
+  using _ = closing();
+  // Deno's server side: plain text until STARTTLS, then TLS on the same
+  // connection (Deno.startTls is client-only, so the test's server is ours
+  // too: a LineChat that upgrades with a certificate).
+  const [client, server] = await chatPair();
+  server.onLine = async (line) => {
+    if (line === "STARTTLS") {
+      server.push(bytes("220 go ahead\r\n"));
+      await server.start_tls({ cert: CERT, key: KEY });
+    } else {
+      server.push(bytes(`echo ${line}\r\n`));
+    }
+  };
+  let upgraded = false;
+  client.onLine = async (line) => {
+    if (line !== "220 go ahead") return;
+    // By now the channel has its next read in flight.
+    await client.start_tls({ caCerts: [CA], serverName: "localhost" });
+    upgraded = true;
+    client.push(bytes("secret\r\n"));
+  };
+  client.push(bytes("STARTTLS\r\n"));
+  await loopUntil(() => client.lines.includes("echo secret"), {
+    what: "the echo over TLS",
+  });
+  assert.ok(upgraded);
+  assert.deepEqual(client.errors, []);
+  assert.deepEqual(server.errors, []);
+  assert.deepEqual(server.lines, ["STARTTLS", "secret"]);
+});
+
+Deno.test("Dispatcher.start_tls() on the server: bytes sent before it go out in the clear, bytes after it encrypted", async () => {
+  using _ = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const connecting = Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const server = new Dispatcher(await listener.accept());
+  server.handle_read = () => {};
+  server.writable = () => false;
+  server.send(bytes("220 go ahead\r\n"));
+  server.start_tls({ cert: CERT, key: KEY });
+  server.send(bytes("after the upgrade"));
+  const raw = await connecting;
+  const greeting = new Uint8Array(14);
+  let got: string | null = null;
+  (async () => {
+    // Deno.startTls needs no read pending: read exactly the greeting.
+    for (let n = 0; n < greeting.length;) {
+      n += (await raw.read(greeting.subarray(n)))!;
+    }
+    const conn = await Deno.startTls(raw, {
+      hostname: "localhost",
+      caCerts: [CA],
+    });
+    const buf = new Uint8Array(100);
+    const n = await conn.read(buf);
+    got = text(buf.subarray(0, n!));
+    conn.close();
+  })();
+  await loopUntil(() => got !== null, { what: "the client read over TLS" });
+  assert.equal(text(greeting), "220 go ahead\r\n");
+  assert.equal(got, "after the upgrade");
+});
+
+Deno.test({
+  name:
+    "AsyncChat.start_tls() drops commands pipelined behind STARTTLS (Python's ssl client)",
+  ignore: !HAS_PYTHON,
+  fn: async () => {
+    using _ = closing();
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    // One write carries STARTTLS and an injected command (CVE-2011-0411).
+    const child = python(
+      `import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+raw.sendall(b"STARTTLS\\r\\nINJECTED\\r\\n")
+f = raw.makefile("rb")
+print(f.readline().decode().strip())
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.sendall(b"over tls\\r\\n")
+print(s.makefile("rb").readline().decode().strip(), s.version())
+s.close()`,
+      [CA_PATH, String(listener.addr.port)],
+    );
+    const server = new LineChat(await listener.accept());
+    server.onLine = (line) => {
+      if (line === "STARTTLS") {
+        server.push(bytes("220 go ahead\r\n"));
+        return server.start_tls({ cert: CERT, key: KEY });
+      }
+      server.push(bytes(`echo ${line}\r\n`));
+    };
+    let output: Deno.CommandOutput | null = null;
+    const exited = child.output().then((out) => (output = out));
+    await loopUntil(() => output !== null || server.closed, {
+      what: "python exited",
+    });
+    const out = await exited;
+    assert.equal(text(out.stderr), "");
+    assert.match(text(out.stdout), /^220 go ahead\necho over tls TLSv1\.3\n$/);
+    assert.deepEqual(server.lines, ["STARTTLS", "over tls"]);
+  },
+});
+
+Deno.test("Dispatcher.start_tls() reports an untrusted certificate through handle_error()", async () => {
+  using _ = closing();
+  const [client, server] = await chatPair();
+  server.onLine = () => server.start_tls({ cert: CERT, key: KEY });
+  let rejected: unknown = null;
+  client.handle_connect = () => {
+    client.push(bytes("STARTTLS\r\n"));
+    // No caCerts: the test CA is not among the system's roots.
+    client.start_tls().catch((error) => (rejected = error));
+  };
+  await loopUntil(() => client.errors.length > 0 && rejected !== null, {
+    what: "the handshake failed",
+  });
+  assert.ok(rejected instanceof Error);
+  assert.equal(client.errors[0], rejected);
+});
+
+Deno.test("Dispatcher.start_tls() needs a connection", () => {
+  using _ = closing();
+  const idle = new Dispatcher();
+  assert.throws(() => idle.start_tls(), /Cannot start TLS: the dispatcher/);
+  idle.create_socket();
+  assert.throws(() => idle.start_tls(), /Cannot start TLS: the dispatcher/);
+});
