@@ -1,20 +1,24 @@
 /**
  * An SMTP server, Python's `python -m smtpd -c DebuggingServer` on this
- * package: it prints each message it receives, or with `--maildir` stores
- * each as one file in a directory.
+ * package: it prints each message it receives, or with `--maildir` delivers
+ * each into a Maildir.
  *
  *     deno run -A examples/smtpd.ts [--host H] [--port P] [--maildir DIR]
  *                                   [--size-limit BYTES] [--smtputf8]
+ *                                   [--grace SECONDS]
  *
  * HOST defaults to 127.0.0.1, PORT to 8025 (0 picks a free port), the size
  * limit to 33554432 bytes (0: none). Prints `listening on HOST:PORT` once
- * bound; SIGINT or SIGTERM closes every channel and exits with status 0.
+ * bound. SIGINT or SIGTERM stops accepting, lets messages being received
+ * finish for up to `--grace` seconds (default 10), answers every other
+ * session `421`, then exits with status 0: a message is stored only if its
+ * `250` was sent.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { close_all, loop } from "@asyncore/asyncore";
+import { loop } from "@asyncore/asyncore";
 import {
   DATA_SIZE_DEFAULT,
   DebuggingServer,
@@ -23,7 +27,9 @@ import {
 } from "./smtpd/mod.ts";
 
 const USAGE =
-  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8]";
+  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS]";
+/** Seconds the replies of a shutdown may take to be written. */
+const FLUSH_LIMIT = 5;
 
 function fail(message: string): never {
   console.error(`smtpd.ts: ${message}\n${USAGE}`);
@@ -48,6 +54,7 @@ if (import.meta.main) {
         maildir: { type: "string" },
         "size-limit": { type: "string", default: String(DATA_SIZE_DEFAULT) },
         smtputf8: { type: "boolean", default: false },
+        grace: { type: "string", default: "10" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -70,23 +77,48 @@ if (import.meta.main) {
     values.host,
     integer(values.port, "port", 65535),
   ];
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(values.grace)) {
+    fail(`--grace "${values.grace}" is not a number of seconds`);
+  }
+  const grace = Number(values.grace);
   let server: SMTPServer;
   if (values.maildir !== undefined) {
-    const info = await Deno.stat(values.maildir).catch(() => null);
-    if (!info?.isDirectory) {
-      fail(`--maildir "${values.maildir}" is not a directory`);
+    try {
+      server = new MaildirServer(address, values.maildir, options);
+    } catch (error) {
+      if (
+        !(error instanceof Deno.errors.AlreadyExists ||
+          error instanceof Deno.errors.NotADirectory ||
+          error instanceof Deno.errors.PermissionDenied)
+      ) throw error;
+      fail(`--maildir "${values.maildir}" is not a Maildir: ${error.message}`);
     }
-    server = new MaildirServer(address, values.maildir, options);
   } else {
     server = new DebuggingServer(address, options);
   }
   const [host, port] = server.getsockname() as [string, number];
   console.log(`listening on ${host}:${port}`);
   const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
+    Deno.addSignalListener(signal, onSignal);
   }
   await loop({ signal: stop.signal });
-  close_all();
-  Deno.exit(0);
+  // Stop accepting; idle sessions get 421, messages being received may
+  // finish. The loop ends once every session has closed, or at the deadline.
+  server.shutdown();
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), grace * 1000);
+  await loop({ signal: deadline.signal });
+  clearTimeout(timer);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.removeSignalListener(signal, onSignal);
+  }
+  // Closed channels still write their last replies: the process ends once
+  // they are written, or after FLUSH_LIMIT seconds (a client not reading).
+  Deno.unrefTimer(setTimeout(() => Deno.exit(0), FLUSH_LIMIT * 1000));
+  // Messages still arriving are dropped unanswered; those being stored get
+  // their reply first.
+  server.abort();
+  await loop();
 }

@@ -173,6 +173,10 @@ export class SMTPChannel extends AsyncChat {
   #dataLines = 0;
   #lineBytes = 0;
   #lineHead = -1;
+  // Set from the final dot until process_message() settles.
+  #delivering = false;
+  // Set once the 421 of a shutdown is queued: nothing more is answered.
+  #ending = false;
 
   /**
    * Wraps an accepted connection, joins the map and sends the `220`
@@ -316,6 +320,7 @@ export class SMTPChannel extends AsyncChat {
     this.received_lines = [];
     const size = this.num_bytes;
     this.num_bytes = 0;
+    if (this.smtp_server.closing) return this.end_session();
     let text: string;
     try {
       text = strictUtf8.decode(line);
@@ -354,6 +359,7 @@ export class SMTPChannel extends AsyncChat {
     if (limit && size > limit) {
       this._set_post_data_state();
       this.push("552 Error: Too much mail data");
+      if (this.smtp_server.closing) this.end_session();
       return;
     }
     // Each line was followed by LF; the last one belongs to the final dot.
@@ -374,7 +380,9 @@ export class SMTPChannel extends AsyncChat {
       options,
     );
     if (isThenable(status)) {
-      return Promise.resolve(status).then((reply) => this.#reply(reply));
+      this.#delivering = true;
+      return Promise.resolve(status).then((reply) => this.#reply(reply))
+        .finally(() => this.#delivering = false);
     }
     this.#reply(status);
   }
@@ -382,6 +390,32 @@ export class SMTPChannel extends AsyncChat {
   #reply(status: string | null | undefined | void): void {
     this._set_post_data_state();
     this.push(status ? status : "250 OK");
+    // A shutdown waited for this message: its reply goes out, then 421.
+    if (this.smtp_server.closing) this.end_session();
+  }
+
+  /**
+   * True from a message's final dot until `process_message()` has settled:
+   * the message may be being stored, and its reply is still to come.
+   *
+   * @returns Whether a delivery is under way.
+   */
+  get delivering(): boolean {
+    return this.#delivering;
+  }
+
+  /**
+   * Ends the session because the server is shutting down: replies `421`
+   * (RFC 5321, section 3.8) and closes once that is written. Later input is
+   * not answered. See {@linkcode SMTPServer.shutdown}.
+   */
+  end_session(): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    this.push(
+      `421 ${this.fqdn} Service not available, closing transmission channel`,
+    );
+    this.close_when_done();
   }
 
   /**

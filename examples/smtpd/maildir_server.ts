@@ -15,36 +15,28 @@ import {
 } from "./server.ts";
 
 const encoder = new TextEncoder();
-const LF = 0x0a;
-const CR = 0x0d;
+const LF = new Uint8Array([0x0a]);
 let delivered = 0;
 
-// The message on the wire after dot-unstuffing: each LF Python's join put
-// between lines becomes CRLF again, and the last line gets its CRLF back.
-function toWireForm(header: string, data: MessageData): Uint8Array {
-  const body = typeof data === "string" ? encoder.encode(data) : data;
-  const head = encoder.encode(header);
-  // One CR more per LF, and a CRLF at the end.
-  let extra = 2;
-  for (let i = body.indexOf(LF); i !== -1; i = body.indexOf(LF, i + 1)) {
-    extra++;
-  }
-  const out = new Uint8Array(head.length + body.length + extra);
-  out.set(head);
-  let at = head.length;
-  let from = 0;
-  for (let i = body.indexOf(LF); i !== -1; i = body.indexOf(LF, i + 1)) {
-    out.set(body.subarray(from, i), at);
-    at += i - from;
-    out[at++] = CR;
-    out[at++] = LF;
-    from = i + 1;
-  }
-  out.set(body.subarray(from), at);
-  at += body.length - from;
-  out[at++] = CR;
-  out[at++] = LF;
-  return out;
+// A name no other delivery uses, as the Maildir specification builds it:
+// seconds, then microseconds, process id and a counter, then the host name
+// with "/" and ":" escaped (they would break the path and the info suffix).
+function uniqueName(): string {
+  const now = performance.timeOrigin + performance.now();
+  const seconds = Math.floor(now / 1000);
+  const micros = Math.floor((now - seconds * 1000) * 1000);
+  const host = getfqdn().replaceAll("/", "\\057").replaceAll(":", "\\072");
+  return `${seconds}.M${micros}P${Deno.pid}Q${++delivered}.${host}`;
+}
+
+async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  for (let at = 0; at < data.length;) at += await file.write(data.subarray(at));
+}
+
+// Flushes a directory's entries (a new name, a rename) to the disk.
+async function syncDirectory(path: string): Promise<void> {
+  using directory = await Deno.open(path, { read: true });
+  await directory.sync();
 }
 
 // Header values come from the client: keep them on one line.
@@ -53,15 +45,18 @@ function oneLine(value: string): string {
 }
 
 /**
- * An {@linkcode SMTPServer} that stores every message it accepts as one file
- * in `directory`: `X-Peer:`, `X-MailFrom:` and `X-RcptTo:` header lines,
- * then the message as it came over the wire after dot-unstuffing (CRLF line
- * ends, bytes untouched, 8-bit data included). Each file is written under a
- * temporary name starting with `.` and then renamed, so a reader of the
- * directory never sees half a message. If the file cannot be written, the
- * client gets `451` and the error is logged with `log_info()`.
+ * An {@linkcode SMTPServer} that delivers every message it accepts into a
+ * Maildir, which Python's `mailbox.Maildir`, mutt and Dovecot read:
+ * `tmp/`, `new/` and `cur/` are created when missing; each message is
+ * written to `tmp/` under a unique name, flushed to the disk (`fsync`), then
+ * renamed into `new/`, and `new/` itself is flushed, all before the client
+ * gets `250`. A file holds `X-Peer:`, `X-MailFrom:` and `X-RcptTo:` header
+ * lines, then the message after dot-unstuffing, with LF line ends as Maildir
+ * readers expect (other bytes untouched, 8-bit data included). If the
+ * message cannot be stored, nothing is left behind, the client gets `451`
+ * and the error is logged with `log_info()`.
  *
- * @example Store messages in a temporary directory
+ * @example Store messages in a temporary Maildir
  * ```ts
  * import { close_all, loop } from "@asyncore/asyncore";
  * import { MaildirServer } from "./mod.ts";
@@ -70,7 +65,7 @@ function oneLine(value: string): string {
  * const server = new MaildirServer(["127.0.0.1", 0], directory);
  * const stop = new AbortController();
  * const running = loop({ signal: stop.signal });
- * // ... clients deliver mail; each message becomes a file in directory ...
+ * // ... clients deliver mail; each message lands in directory/new/ ...
  * stop.abort();
  * await running;
  * close_all();
@@ -78,18 +73,21 @@ function oneLine(value: string): string {
  * ```
  */
 export class MaildirServer extends SMTPServer {
-  /** Where messages are stored. */
+  /** The Maildir messages are delivered to. */
   readonly directory: string;
 
   /**
-   * Binds `localaddr` and stores messages in `directory`, which must exist.
+   * Binds `localaddr` and delivers to the Maildir `directory`, creating it
+   * and its `tmp/`, `new/` and `cur/` when missing.
    *
    * @param localaddr `[host, port]`, or a Unix socket path.
-   * @param directory The directory for the message files.
+   * @param directory The Maildir.
    * @param options The {@linkcode SMTPServer} options.
    * @throws {TypeError} If `directory` is not a non-empty string, or an
    * option is wrong (see {@linkcode SMTPServer}).
    * @throws {RangeError} If `data_size_limit` is out of range.
+   * @throws {Deno.errors.AlreadyExists} If `directory` or one of its
+   * subdirectories is a file (and Deno's other file system errors).
    */
   constructor(
     localaddr: Address,
@@ -101,20 +99,23 @@ export class MaildirServer extends SMTPServer {
         "Cannot create MaildirServer: directory must be a non-empty string",
       );
     }
+    for (const sub of ["tmp", "new", "cur"]) {
+      Deno.mkdirSync(`${directory}/${sub}`, { recursive: true, mode: 0o700 });
+    }
     super(localaddr, options);
     this.directory = directory;
   }
 
   /**
-   * Writes the message to a new file (see {@linkcode MaildirServer}).
+   * Delivers the message into the Maildir (see {@linkcode MaildirServer}).
    *
    * @param peer The client's address.
    * @param mailfrom The sender.
    * @param rcpttos The recipients.
    * @param data The message.
    * @param _options The MAIL and RCPT parameters (not stored).
-   * @returns `undefined` (`250 OK`) once the file is in place, or a `451`
-   * reply if it could not be written.
+   * @returns `undefined` (`250 OK`) once the message is safely in `new/`,
+   * or a `451` reply if it could not be stored.
    */
   override async process_message(
     peer: Address,
@@ -124,17 +125,35 @@ export class MaildirServer extends SMTPServer {
     _options: ProcessMessageOptions,
   ): Promise<string | undefined> {
     const host = typeof peer === "string" ? peer : peer[0];
-    const header = `X-Peer: ${oneLine(host)}\r\nX-MailFrom: ${
-      oneLine(mailfrom)
-    }\r\nX-RcptTo: ${oneLine(rcpttos.join(", "))}\r\n`;
-    const content = toWireForm(header, data);
-    const name = `${Date.now()}.P${Deno.pid}Q${++delivered}.${getfqdn()}.eml`;
-    const temporary = `${this.directory}/.${name}.tmp`;
+    const header = encoder.encode(
+      `X-Peer: ${oneLine(host)}\nX-MailFrom: ${oneLine(mailfrom)}\nX-RcptTo: ${
+        oneLine(rcpttos.join(", "))
+      }\n`,
+    );
+    // The channel joined the lines with LF and dropped the last line's end.
+    const body = typeof data === "string" ? encoder.encode(data) : data;
+    const name = uniqueName();
+    const temporary = `${this.directory}/tmp/${name}`;
+    const final = `${this.directory}/new/${name}`;
+    let renamed = false;
     try {
-      await Deno.writeFile(temporary, content, { createNew: true });
-      await Deno.rename(temporary, `${this.directory}/${name}`);
+      {
+        using file = await Deno.open(temporary, {
+          write: true,
+          createNew: true,
+          mode: 0o600,
+        });
+        await writeAll(file, header);
+        await writeAll(file, body);
+        await writeAll(file, LF);
+        await file.sync();
+      }
+      await Deno.rename(temporary, final);
+      renamed = true;
+      await syncDirectory(`${this.directory}/new`);
     } catch (error) {
-      await Deno.remove(temporary).catch(() => {});
+      // No 250 will be sent: leave nothing that looks delivered.
+      await Deno.remove(renamed ? final : temporary).catch(() => {});
       this.log_info(
         `cannot store message in ${this.directory}: ${error}`,
         "error",

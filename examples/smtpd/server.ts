@@ -11,6 +11,7 @@ import {
   Dispatcher,
   familyOf,
   type HookResult,
+  socket_map,
   type SocketMap,
 } from "@asyncore/asyncore";
 import {
@@ -156,6 +157,57 @@ export class SMTPServer extends Dispatcher {
       enable_SMTPUTF8: this.enable_SMTPUTF8,
       decode_data: this.decode_data,
     });
+  }
+
+  /**
+   * Starts a graceful shutdown: stops accepting, and every session gets
+   * `421` and is closed once it is between transactions. A session that is
+   * receiving a message finishes it first and gets its reply, so no message
+   * is stored without its `250` being sent. The loop ends when the last
+   * session has closed; call {@linkcode SMTPServer.abort} if that takes too
+   * long.
+   *
+   * @example Stop within a grace time
+   * ```ts
+   * import { loop } from "@asyncore/asyncore";
+   * import { DebuggingServer } from "./mod.ts";
+   *
+   * const server = new DebuggingServer(["127.0.0.1", 0]);
+   * server.shutdown();
+   * const grace = new AbortController();
+   * const timer = setTimeout(() => grace.abort(), 10_000);
+   * await loop({ signal: grace.signal }); // returns once every session ended
+   * clearTimeout(timer);
+   * server.abort();
+   * ```
+   */
+  shutdown(): void {
+    this.closing = true;
+    this.close();
+    for (const channel of this.#channels()) {
+      if (channel.smtp_state !== SMTPChannel.DATA) channel.end_session();
+    }
+  }
+
+  /**
+   * Closes, without a reply, the sessions still receiving a message after
+   * {@linkcode SMTPServer.shutdown} (their messages are dropped, not
+   * stored). Sessions whose message is already being stored
+   * ({@linkcode SMTPChannel.delivering}) get their reply and `421` first.
+   */
+  abort(): void {
+    for (const channel of this.#channels()) {
+      if (!channel.delivering) channel.close();
+    }
+  }
+
+  // This server's sessions.
+  *#channels(): Generator<SMTPChannel> {
+    for (const dispatcher of [...(this.#map ?? socket_map).values()]) {
+      if (
+        dispatcher instanceof SMTPChannel && dispatcher.smtp_server === this
+      ) yield dispatcher;
+    }
   }
 
   /**
