@@ -43,6 +43,25 @@ export function nextFileno(): number {
 }
 
 /**
+/**
+ * Accept errors that mean "out of descriptors or buffers for now" (EMFILE,
+ * ENFILE, ENOBUFS, ENOMEM): the listener is fine and accepts again once
+ * something is freed. Deno reports them as plain `Error`s with a `code`.
+ */
+export function isAcceptStall(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE" || code === "ENOBUFS" ||
+    code === "ENOMEM";
+}
+
+// After a stalled accept, the listener rests before it tries again (the
+// connection that could not be taken stays in the kernel's queue, so an
+// immediate retry would fail at once, again and again): 100 ms, doubling
+// while the stall lasts, up to 1 s.
+const STALL_MIN_MS = 100;
+const STALL_MAX_MS = 1000;
+
+/**
  * Python's `_DISCONNECTED` set: errors that mean "the peer is gone", plus a
  * TLS peer that left without `close_notify` (most clients do).
  */
@@ -150,6 +169,9 @@ export class Channel<O = unknown> implements Queued {
   #upgrade: Upgrade | null = null;
   /** Where the raw read in flight during an upgrade delivers. */
   #handoff: PromiseWithResolvers<Uint8Array | null> | null = null;
+  /** While a stalled listener rests: its timer, and the current rest. */
+  #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  #stallMs = 0;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -167,7 +189,10 @@ export class Channel<O = unknown> implements Queued {
       }
       this.#reading = true;
       stream.read(this.#buf).then(this.#onRead, this.#onReadError);
-    } else if (this.listener !== null && this.#accepted === null) {
+    } else if (
+      this.listener !== null && this.#accepted === null &&
+      this.#stallTimer === undefined
+    ) {
       this.#reading = true;
       this.listener.accept().then(this.#onAccept, this.#onReadError);
     }
@@ -446,6 +471,8 @@ export class Channel<O = unknown> implements Queued {
     }
     this.#abort?.abort();
     this.#abort = null;
+    clearTimeout(this.#stallTimer);
+    this.#stallTimer = undefined;
     this.#in = null;
     this.#buf = EMPTY;
     if (this.#accepted !== null) closeQuietly(this.#accepted);
@@ -514,6 +541,13 @@ export class Channel<O = unknown> implements Queued {
     this.#reading = false;
     if (this.#handoff !== null) return this.#handOff(null, error);
     if (this.closed) return;
+    if (this.listener !== null && isAcceptStall(error)) {
+      this.#stallMs = Math.min(
+        Math.max(this.#stallMs * 2, STALL_MIN_MS),
+        STALL_MAX_MS,
+      );
+      this.#stallTimer = setTimeout(this.#endStall, this.#stallMs);
+    }
     this.error = error;
     this.waker?.push(this);
   };
@@ -526,8 +560,14 @@ export class Channel<O = unknown> implements Queued {
     }
     setNoDelay(conn);
     if (this.timed) this.activeAt = performance.now();
+    this.#stallMs = 0;
     this.#accepted = conn;
     this.waker?.push(this);
+  };
+
+  #endStall = (): void => {
+    this.#stallTimer = undefined;
+    if (this.wantRead) this.armRead();
   };
 
   #onConnect = (conn: Deno.Conn): void => {

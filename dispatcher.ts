@@ -26,6 +26,7 @@
 import {
   Channel,
   type ConnectTarget,
+  isAcceptStall,
   isDisconnect,
   kChannel,
   nextFileno,
@@ -40,7 +41,7 @@ import {
 } from "./_file_wrapper.ts";
 import { concatAll } from "./_bytes.ts";
 import { formatAddress, withMessage } from "./_errors.ts";
-import { settle } from "./_hooks.ts";
+import { fail, settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
 import {
@@ -126,6 +127,8 @@ export interface ConnectOptions {
 
 const EMPTY = new Uint8Array(0);
 let lastId = 0;
+/** Stalled accepts are logged at most this often, per listener. */
+const STALL_LOG_MS = 60_000;
 
 /** A dispatcher's inactivity timeout: made only once `timeout` is set. */
 interface IdleTimeout {
@@ -234,6 +237,10 @@ export class Dispatcher {
   #noDelay = true;
   #idle: IdleTimeout | null = null;
   readonly #id = ++lastId;
+  /** Connections accept() returned during the current accept event. */
+  #taken: Deno.Conn[] | null = null;
+  /** When a stalled accept was last logged (performance.now()). */
+  #stallLoggedAt = -Infinity;
 
   /**
    * Wraps `sock` (an accepted `Deno.Conn`, a `Deno.Listener`, or a
@@ -606,14 +613,34 @@ export class Dispatcher {
 
   /**
    * Takes an accepted connection: `[conn, address]`, or `null` when none is
-   * waiting (Python's `EWOULDBLOCK`) or the client gave up.
+   * waiting (Python's `EWOULDBLOCK`), the client gave up, or the process is
+   * out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM). Such a
+   * stall never closes the listener: it is logged with `log_info()` (at most
+   * once a minute), accepting rests for 100 ms to 1 s, then resumes.
    *
    * @returns The new connection and its peer address, or `null`.
-   * @throws {Error} An accept error other than an aborted connection.
+   * @throws {Error} Any other accept error.
    */
   accept(): [conn: Deno.Conn, address: Address] | null {
-    const conn = this[kChannel]?.accept() ?? null;
+    let conn: Deno.Conn | null;
+    try {
+      conn = this[kChannel]?.accept() ?? null;
+    } catch (error) {
+      if (!isAcceptStall(error)) throw error;
+      const now = performance.now();
+      if (now - this.#stallLoggedAt >= STALL_LOG_MS) {
+        this.#stallLoggedAt = now;
+        this.log_info(
+          `Cannot accept: ${
+            (error as Error).message
+          }; accepting again in at most 1 s (logged once a minute)`,
+          "error",
+        );
+      }
+      return null;
+    }
     if (conn === null) return null;
+    this.#taken?.push(conn);
     return [conn, fromDenoAddr(conn.remoteAddr)];
   }
 
@@ -937,7 +964,7 @@ export class Dispatcher {
    * @returns What the hook returned.
    */
   handle_read_event(): HookResult {
-    if (this.accepting) return this.handle_accept();
+    if (this.accepting) return this.#acceptEvent();
     if (!this.connected && this.connecting) {
       return chain(this.handle_connect_event(), () => this.handle_read());
     }
@@ -1020,13 +1047,55 @@ export class Dispatcher {
     return result;
   }
 
+  // Calls handle_accept(). An error it throws or rejects with while handling
+  // a connection it took belongs to that connection, not to the listener:
+  // the connection's dispatcher gets it (its default handle_error() closes
+  // it), or, when none wraps it yet, the connection is closed and the error
+  // logged. Only an error raised before any accept() reaches the listener's
+  // own handle_error().
+  #acceptEvent(): HookResult {
+    const taken: Deno.Conn[] = [];
+    this.#taken = taken;
+    let result: HookResult;
+    try {
+      result = this.handle_accept();
+    } catch (error) {
+      return this.#blame(taken, error);
+    } finally {
+      this.#taken = null;
+    }
+    if (result instanceof Promise) {
+      return result.then(undefined, (error) => this.#blame(taken, error));
+    }
+    return result;
+  }
+
+  #blame(taken: Deno.Conn[], error: unknown): void {
+    const conn = taken.at(-1);
+    if (conn === undefined || error instanceof ExitNow) throw error;
+    for (const obj of this.#map.values()) {
+      if (obj.#socket === conn) return fail(obj, error);
+    }
+    try {
+      conn.close();
+    } catch {
+      // the hook closed it already
+    }
+    this.#logError(
+      error,
+      `accepted connection from ${
+        formatAddress(fromDenoAddr(conn.remoteAddr))
+      }`,
+    );
+  }
+
   #closeAfter(error: unknown): void {
     if (error instanceof ExitNow) throw error;
     this.#logError(error);
     this.close();
   }
 
-  #logError(error: unknown): void {
+  #logError(error: unknown, closing?: string): void {
     let summary: string;
     try {
       const [, type, value, info] = compact_traceback(error);
@@ -1034,14 +1103,17 @@ export class Dispatcher {
     } catch {
       summary = String(error);
     }
-    let self: string;
-    try {
-      self = this.toString();
-    } catch {
-      self = `<toString() failed for object at 0x${this.#id.toString(16)}>`;
+    if (closing === undefined) {
+      try {
+        closing = `channel ${this.toString()}`;
+      } catch {
+        closing = `channel <toString() failed for object at 0x${
+          this.#id.toString(16)
+        }>`;
+      }
     }
     this.log_info(
-      `uncaptured exception, closing channel ${self} (${summary})`,
+      `uncaptured exception, closing ${closing} (${summary})`,
       "error",
     );
   }

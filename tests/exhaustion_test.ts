@@ -1,0 +1,270 @@
+// Servers that run out of file descriptors, and accept hooks that fail: the
+// listener must survive both. The example servers run as subprocesses under
+// `ulimit -n 64`, exhausted by real loopback clients.
+
+import assert from "node:assert/strict";
+import { Dispatcher, type HookResult } from "../mod.ts";
+import {
+  bytes,
+  closing,
+  EchoHandler,
+  loopUntil,
+  text,
+  watchRejections,
+  writeAll,
+} from "./_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url);
+const FD_LIMIT = 64;
+// Far more clients than the limit leaves descriptors for.
+const CLIENTS = 120;
+const BOUND_MS = 15_000;
+
+/** A server example running under a small descriptor limit. */
+class LimitedServer implements AsyncDisposable {
+  port = 0;
+  /** Everything it printed so far, stdout and stderr. */
+  output = "";
+  readonly #child: Deno.ChildProcess;
+  readonly #drained: Promise<unknown>;
+
+  constructor(script: string, args: string[]) {
+    this.#child = new Deno.Command("bash", {
+      args: [
+        "-c",
+        `ulimit -n ${FD_LIMIT} && exec "$@"`,
+        "bash",
+        Deno.execPath(),
+        "run",
+        "-A",
+        new URL(`examples/${script}`, ROOT).pathname,
+        ...args,
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.#drained = Promise.all(
+      [this.#child.stdout, this.#child.stderr].map(async (stream) => {
+        for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+          this.output += chunk;
+        }
+      }),
+    );
+  }
+
+  /** Waits until the output matches `pattern`; returns the match. */
+  async waitFor(pattern: RegExp, what: string): Promise<RegExpExecArray> {
+    const deadline = Date.now() + BOUND_MS;
+    for (;;) {
+      const match = pattern.exec(this.output);
+      if (match !== null) return match;
+      assert.ok(
+        Date.now() < deadline,
+        `gave up waiting until ${what}; output:\n${this.output}`,
+      );
+      // Output arrives on the stream readers; let them run.
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch {
+      // it already exited
+    }
+    await this.#child.status;
+    await this.#drained;
+  }
+}
+
+/** Reads from `conn` until the text read so far matches `pattern`. */
+async function readUntil(conn: Deno.Conn, pattern: RegExp): Promise<string> {
+  const buf = new Uint8Array(4096);
+  let seen = "";
+  const timer = setTimeout(() => conn.close(), BOUND_MS);
+  try {
+    while (!pattern.test(seen)) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      seen += text(buf.subarray(0, n));
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  return seen;
+}
+
+const EXAMPLES: {
+  script: string;
+  args: string[];
+  /** What a served client sees: sends what it must, returns what it read. */
+  greet(conn: Deno.Conn): Promise<string>;
+  served: RegExp;
+}[] = [
+  {
+    script: "echo_server.ts",
+    args: ["0"],
+    async greet(conn) {
+      await writeAll(conn, bytes("ping\n"));
+      return await readUntil(conn, /ping\n/);
+    },
+    served: /^ping\n$/,
+  },
+  {
+    script: "chat_server.ts",
+    args: ["0"],
+    greet: (conn) => readUntil(conn, /\n/),
+    served: /^welcome, /,
+  },
+  {
+    script: "smtpd.ts",
+    args: ["--port", "0"],
+    greet: (conn) => readUntil(conn, /\r\n/),
+    served: /^220 /,
+  },
+  {
+    script: "http_server.ts",
+    args: ["0", new URL("examples", ROOT).pathname],
+    async greet(conn) {
+      await writeAll(conn, bytes("HEAD /echo_server.ts HTTP/1.0\r\n\r\n"));
+      return await readUntil(conn, /\r\n\r\n/);
+    },
+    served: /^HTTP\/1\.1 200 OK\r\n/,
+  },
+];
+
+Deno.test({
+  name:
+    "an example server out of file descriptors logs once, keeps its listener and serves the next client",
+  // The children are killed and awaited; their pipes are drained.
+  fn: async (t) => {
+    for (const { script, args, greet, served } of EXAMPLES) {
+      await t.step(script, async () => {
+        await using server = new LimitedServer(script, args);
+        const [, port] = await server.waitFor(
+          /listening on [^\s]+:(\d+)\n/,
+          "the server listens",
+        );
+        const clients: Deno.Conn[] = [];
+        try {
+          for (let i = 0; i < CLIENTS; i++) {
+            clients.push(await Deno.connect({ port: Number(port) }));
+          }
+          await server.waitFor(
+            /Cannot accept: Too many open files/,
+            "the server ran out of descriptors",
+          );
+        } finally {
+          for (const conn of clients) conn.close();
+        }
+        // The clients are gone: a new one is served once the listener's
+        // rest ends and the queue of closed ones is worked through.
+        using conn = await Deno.connect({ port: Number(port) });
+        assert.match(await greet(conn), served);
+        const stalls = server.output.match(/Cannot accept: /g) ?? [];
+        assert.equal(stalls.length, 1, server.output);
+        assert.doesNotMatch(server.output, /uncaptured exception/);
+      });
+    }
+  },
+});
+
+type Mode = "throws" | "rejects";
+
+// A listener whose hook fails as `mode` says for the first client only;
+// later clients get an echo handler.
+class Flaky extends Dispatcher {
+  failures = 0;
+  logged: string[] = [];
+  /** What the wrapping handler logged ("wrapped" only). */
+  handlerLogged: string[] = [];
+  constructor(
+    readonly hook: "handle_accepted" | "handle_accept" | "wrapped",
+    readonly mode: Mode,
+  ) {
+    super();
+    this.create_socket();
+    this.bind(["127.0.0.1", 0]);
+    this.listen(5);
+  }
+  override log_info(message: string, type = "info"): void {
+    this.logged.push(`${type}: ${message}`);
+  }
+  #fail(): HookResult {
+    this.failures++;
+    const error = new Error(`${this.hook} failed`);
+    if (this.mode === "throws") throw error;
+    return Promise.reject(error);
+  }
+  override handle_accept(): HookResult {
+    if (this.hook !== "handle_accept" || this.failures > 0) {
+      return super.handle_accept();
+    }
+    // Python's older style: take the connection, then fail.
+    this.accept();
+    return this.#fail();
+  }
+  override handle_accepted(sock: Deno.Conn): HookResult {
+    if (this.hook === "handle_accept" || this.failures > 0) {
+      new EchoHandler(sock);
+      return;
+    }
+    // "wrapped": the handler exists when the hook fails, and owns the error.
+    if (this.hook === "wrapped") {
+      const handler = new EchoHandler(sock);
+      handler.log_info = (message, type) => {
+        this.handlerLogged.push(`${type}: ${message}`);
+      };
+    }
+    return this.#fail();
+  }
+}
+
+Deno.test("an accept hook that throws or rejects closes that connection, not the listener", async (t) => {
+  for (const hook of ["handle_accepted", "handle_accept", "wrapped"] as const) {
+    for (const mode of ["throws", "rejects"] as const) {
+      await t.step(`${hook} ${mode}`, async () => {
+        using rejections = watchRejections();
+        using _cleanup = closing();
+        const server = new Flaky(hook, mode);
+        const [, port] = server.getsockname() as [string, number];
+        using first = await Deno.connect({ port });
+        let firstEnded = false;
+        const ended = readUntil(first, /never/).then(() => firstEnded = true);
+        await loopUntil(() => firstEnded, {
+          what: "the failed connection is closed",
+        });
+        await ended;
+        assert.equal(server.failures, 1);
+        assert.equal(server.accepting, true, "the listener is open");
+        // The error was logged for the connection, not the listener.
+        assert.equal(server.logged.length, hook === "wrapped" ? 0 : 1);
+        for (const line of server.logged) {
+          assert.match(
+            line,
+            new RegExp(
+              `^error: uncaptured exception, closing accepted connection from 127\\.0\\.0\\.1:\\d+ \\(Error:${hook} failed `,
+            ),
+          );
+        }
+        using second = await Deno.connect({ port });
+        await writeAll(second, bytes("hello"));
+        let echoed = "";
+        const reading = readUntil(second, /hello/).then((s) => echoed = s);
+        await loopUntil(() => echoed !== "", { what: "the echo" });
+        await reading;
+        assert.equal(echoed, "hello");
+        if (hook === "wrapped") {
+          assert.equal(server.handlerLogged.length, 1);
+          assert.match(
+            server.handlerLogged[0]!,
+            /^error: uncaptured exception, closing channel <EchoHandler connected /,
+          );
+        }
+        assert.deepEqual(rejections.reasons, []);
+      });
+    }
+  }
+});
