@@ -172,6 +172,8 @@ export class Channel<O = unknown> implements Queued {
   /** While a stalled listener rests: its timer, and the current rest. */
   #stallTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   #stallMs = 0;
+  #readShut = false;
+  #writeShut = false;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -206,8 +208,39 @@ export class Channel<O = unknown> implements Queued {
 
   /** True while `send()` would accept bytes (or report an error). */
   writeReady(): boolean {
-    return (this.stream !== null && !this.closed &&
+    return (this.stream !== null && !this.closed && !this.#writeShut &&
       this.#outBytes < OUTBOX_MARK) || this.error !== null;
+  }
+
+  /** True once `shutdown()` ended the write side. */
+  get writeShut(): boolean {
+    return this.#writeShut;
+  }
+
+  /**
+   * Python's `shutdown()`: ending reads makes the channel report EOF; ending
+   * writes sends EOF to the peer once the bytes already queued are written,
+   * while reads go on until the peer's own EOF.
+   */
+  shutdown(read: boolean, write: boolean): void {
+    if (read && !this.#readShut) {
+      this.#readShut = true;
+      this.#in = null;
+      this.#eof = true;
+      this.waker?.push(this);
+    }
+    if (write && !this.#writeShut) {
+      this.#writeShut = true;
+      if (this.#writing) return;
+      if (this.#out.length > 0) this.#startWrite();
+      else this.#closeWrite();
+    }
+  }
+
+  #closeWrite(): void {
+    const conn = this.stream as Partial<Deno.Conn> | null;
+    // A peer already gone makes this reject; the next read reports it.
+    conn?.closeWrite?.().catch(() => {});
   }
 
   /** Bytes accepted by `send()` and not yet written. */
@@ -503,7 +536,7 @@ export class Channel<O = unknown> implements Queued {
   #onRead = (n: number | null): void => {
     this.#reading = false;
     if (this.#handoff !== null) return this.#handOff(n, null);
-    if (this.closed) return;
+    if (this.closed || this.#readShut) return;
     if (n === null) {
       this.#eof = true;
     } else if (n === 0) {
@@ -540,7 +573,7 @@ export class Channel<O = unknown> implements Queued {
   #onReadError = (error: unknown): void => {
     this.#reading = false;
     if (this.#handoff !== null) return this.#handOff(null, error);
-    if (this.closed) return;
+    if (this.closed || this.#readShut) return;
     if (this.listener !== null && isAcceptStall(error)) {
       this.#stallMs = Math.min(
         Math.max(this.#stallMs * 2, STALL_MIN_MS),
@@ -622,6 +655,7 @@ export class Channel<O = unknown> implements Queued {
     this.#writing = false;
     this.#tail = null;
     if (this.closed) this.#release();
+    else if (this.#writeShut) this.#closeWrite();
   };
 
   #onWriteError = (error: unknown): void => {

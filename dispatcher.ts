@@ -29,7 +29,6 @@ import {
   isAcceptStall,
   isDisconnect,
   kChannel,
-  nextFileno,
   setNoDelay,
   type Stream,
 } from "./_channel.ts";
@@ -51,6 +50,8 @@ import {
   type TimerCallback,
   type TimerHandle,
 } from "./_timers.ts";
+import { kOps, type RawSocket, setRaw } from "./_socket_object.ts";
+import { type DatagramChannel, datagramChannel } from "./_datagram.ts";
 import {
   compact_traceback,
   ExitNow,
@@ -66,14 +67,19 @@ import {
   type Family,
   familyOf,
   fromDenoAddr,
+  type InetAddress,
   SOCK_DGRAM,
   SOCK_STREAM,
+  SocketObject,
 } from "./socket.ts";
 
 export { type FileHandle, type FileSource, FileWrapper, type PipePair };
 
-/** What a dispatcher can wrap: a connection, a listener, or a file. */
-export type Socket = Deno.Conn | Deno.Listener | FileWrapper;
+/**
+ * What a dispatcher can wrap: a {@linkcode SocketObject} (what `accept()`
+ * returns), a connection, a listener, or a file.
+ */
+export type Socket = SocketObject | Deno.Conn | Deno.Listener | FileWrapper;
 
 /** What a `handle_*` hook may return: nothing, or a promise of nothing. */
 export type HookResult = void | Promise<void>;
@@ -165,8 +171,12 @@ function checkServerTls(
   }
 }
 
-function isListener(sock: Socket): sock is Deno.Listener {
-  return typeof (sock as Deno.Listener).accept === "function";
+function isListener(raw: RawSocket | null): raw is Deno.Listener {
+  return typeof (raw as Deno.Listener | null)?.accept === "function";
+}
+
+function isConn(raw: RawSocket | null): raw is Deno.Conn {
+  return raw !== null && "remoteAddr" in raw;
 }
 
 /**
@@ -232,13 +242,12 @@ export class Dispatcher {
   [kChannel]: Channel<Dispatcher> | null = null;
   #map: SocketMap;
   #fileno: number | null = null;
-  #socket: Socket | null = null;
+  #socket: SocketObject | null = null;
   #bound: Deno.Listener | null = null;
-  #noDelay = true;
   #idle: IdleTimeout | null = null;
   readonly #id = ++lastId;
   /** Connections accept() returned during the current accept event. */
-  #taken: Deno.Conn[] | null = null;
+  #taken: SocketObject[] | null = null;
   /** When a stalled accept was last logged (performance.now()). */
   #stallLoggedAt = -Infinity;
 
@@ -254,18 +263,24 @@ export class Dispatcher {
     this.#map = map ?? socket_map;
     if (sock) {
       this.set_socket(sock, map);
-      if (isListener(sock)) {
+      const raw = this.#socket!.raw;
+      if (isListener(raw)) {
         this.accepting = true;
-        this.addr = fromDenoAddr(sock.addr);
-      } else if (!(sock instanceof FileWrapper)) {
+        this.addr = fromDenoAddr(raw.addr);
+      } else if (isConn(raw)) {
         this.connected = true;
-        this.addr = fromDenoAddr(sock.remoteAddr);
+        this.addr = fromDenoAddr(raw.remoteAddr);
       }
     }
   }
 
-  /** The wrapped Deno resource (or file), or `null` before there is one. */
-  get socket(): Socket | null {
+  /**
+   * Python's `self.socket`: a {@linkcode SocketObject} with
+   * `getsockname()`, `setsockopt()`, `shutdown()`, `sendto()`, … over the
+   * Deno resource (its `raw`), or `null` before `create_socket()` or
+   * `set_socket()`.
+   */
+  get socket(): SocketObject | null {
     return this.#socket;
   }
 
@@ -328,16 +343,18 @@ export class Dispatcher {
     if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) {
       throw new RangeError(`Cannot create socket: unknown family "${family}"`);
     }
-    if (type === SOCK_DGRAM) {
-      throw new RangeError(
-        "Cannot create socket: SOCK_DGRAM is not supported by Dispatcher",
-      );
-    }
-    if (type !== SOCK_STREAM) {
+    if (type !== SOCK_STREAM && type !== SOCK_DGRAM) {
       throw new RangeError(`Cannot create socket: unknown type "${type}"`);
     }
+    if (type === SOCK_DGRAM && family === AF_UNIX) {
+      throw new RangeError(
+        "Cannot create socket: Unix datagram sockets are not supported",
+      );
+    }
+    // Throws, naming the import and the flag, when UDP is not available.
+    const channel = type === SOCK_DGRAM ? datagramChannel(this, family) : null;
     this.family_and_type = [family, type];
-    this.#attach(null, null);
+    this.#attach(new SocketObject(null, family, type), null, channel);
   }
 
   /**
@@ -347,23 +364,31 @@ export class Dispatcher {
    * @param map The map to join; default the one given to the constructor.
    */
   set_socket(sock: Socket, map?: SocketMap | null): void {
-    this.#attach(sock, map ?? null);
+    const wrapped = sock instanceof SocketObject
+      ? sock
+      : new SocketObject(sock);
+    this.#attach(wrapped, map ?? null, null);
   }
 
-  #attach(sock: Socket | null, map: SocketMap | null): void {
-    const channel = new Channel<Dispatcher>(this);
+  #attach(
+    sock: SocketObject,
+    map: SocketMap | null,
+    datagram: DatagramChannel | null,
+  ): void {
+    const channel = (datagram as Channel<Dispatcher> | null) ??
+      new Channel<Dispatcher>(this);
     this[kChannel] = channel;
     this.#socket = sock;
-    if (sock !== null) {
-      if (isListener(sock)) {
-        channel.listener = sock;
-      } else {
-        setNoDelay(sock, this.#noDelay);
-        channel.stream = sock as Stream;
-      }
+    sock[kOps] = channel;
+    const raw = sock.raw;
+    if (isListener(raw)) {
+      channel.listener = raw;
+    } else if (raw !== null) {
+      setNoDelay(raw, sock.noDelay);
+      channel.stream = raw as Stream;
     }
     channel.timed = this.#idle !== null;
-    this.#fileno = nextFileno();
+    this.#fileno = sock.fileno();
     this.add_channel(map);
   }
 
@@ -456,8 +481,17 @@ export class Dispatcher {
     this.#checkFamily(address, "bind");
     const { tls } = options;
     if (tls !== undefined) checkServerTls(tls, "bind");
-    if (this.#bound !== null || this.#socket !== null) {
+    if (this.#bound !== null || (this.#socket?.raw ?? null) !== null) {
       throw new Error("Cannot bind: the socket is already bound or connected");
+    }
+    const datagram = this.#datagram();
+    if (datagram !== null) {
+      if (tls !== undefined) {
+        throw new TypeError("Cannot bind: TLS needs a TCP socket");
+      }
+      setRaw(this.#socket!, datagram.open(address as InetAddress));
+      this.addr = address;
+      return;
     }
     if (tls !== undefined && typeof address === "string") {
       throw new TypeError("Cannot bind: TLS needs a TCP address");
@@ -485,7 +519,15 @@ export class Dispatcher {
     }
     this.addr = address;
     this.#bound = listener;
-    this.#socket = listener;
+    if (this.#socket === null) this.#socket = new SocketObject(listener);
+    else setRaw(this.#socket, listener);
+  }
+
+  #datagram(): DatagramChannel | null {
+    const channel = this[kChannel];
+    return channel !== null && "open" in channel
+      ? channel as DatagramChannel
+      : null;
   }
 
   /**
@@ -508,12 +550,27 @@ export class Dispatcher {
     if (channel === null || channel.closed) {
       throw new Error("Cannot connect: call create_socket() first");
     }
-    if (this.#socket !== null) {
+    const sock = this.#socket!;
+    const datagram = this.#datagram();
+    if (datagram !== null) {
+      if (typeof address === "string" || options?.tls) {
+        throw new TypeError(
+          "Cannot connect: a UDP socket needs a [host, port]",
+        );
+      }
+      const endpoint = datagram.setPeer(address);
+      if (sock.raw === null) setRaw(sock, endpoint);
+      this.connected = false;
+      this.connecting = true;
+      this.addr = address;
+      return;
+    }
+    if (sock.raw !== null) {
       throw new Error(
         "Cannot connect: the socket is already bound or connected",
       );
     }
-    const { tls = false, noDelay = true } = options ?? {};
+    const { tls = false, noDelay = sock.noDelay } = options ?? {};
     let target: ConnectTarget;
     if (typeof address === "string") {
       if (tls) throw new TypeError("Cannot connect: TLS needs a TCP address");
@@ -526,7 +583,6 @@ export class Dispatcher {
         tls: tls === false ? null : tls === true ? {} : tls,
       };
     }
-    this.#noDelay = noDelay;
     this.connected = false;
     this.connecting = true;
     this.addr = address;
@@ -612,16 +668,17 @@ export class Dispatcher {
   }
 
   /**
-   * Takes an accepted connection: `[conn, address]`, or `null` when none is
+   * Takes an accepted connection: `[sock, address]`, or `null` when none is
    * waiting (Python's `EWOULDBLOCK`), the client gave up, or the process is
    * out of descriptors or buffers (EMFILE, ENFILE, ENOBUFS, ENOMEM). Such a
    * stall never closes the listener: it is logged with `log_info()` (at most
-   * once a minute), accepting rests for 100 ms to 1 s, then resumes.
+   * once a minute), accepting rests for 100 ms to 1 s, then resumes. `sock`
+   * is a {@linkcode SocketObject}, which is also a `Deno.Conn`.
    *
    * @returns The new connection and its peer address, or `null`.
    * @throws {Error} Any other accept error.
    */
-  accept(): [conn: Deno.Conn, address: Address] | null {
+  accept(): [sock: SocketObject, address: Address] | null {
     let conn: Deno.Conn | null;
     try {
       conn = this[kChannel]?.accept() ?? null;
@@ -640,8 +697,9 @@ export class Dispatcher {
       return null;
     }
     if (conn === null) return null;
-    this.#taken?.push(conn);
-    return [conn, fromDenoAddr(conn.remoteAddr)];
+    const sock = new SocketObject(conn);
+    this.#taken?.push(sock);
+    return [sock, fromDenoAddr(conn.remoteAddr)];
   }
 
   /**
@@ -660,7 +718,8 @@ export class Dispatcher {
   send(data: Uint8Array): number {
     checkBytes(data, "send");
     const channel = this.#ioFor("send");
-    if (channel.closed) {
+    // After shutdown(SHUT_WR), Python's send() fails with EPIPE: a disconnect.
+    if (channel.closed || channel.writeShut) {
       settle(this, this.handle_close());
       return 0;
     }
@@ -773,41 +832,74 @@ export class Dispatcher {
 
   /**
    * The local address: `[host, port]` (the real port after binding port 0)
-   * or a Unix socket path.
+   * or a Unix socket path. Pass the family to get the `[host, port]` type
+   * without a cast.
    *
+   * @example The port a server got
+   * ```ts
+   * import { AF_INET, close_all, Dispatcher } from "@asyncore/asyncore";
+   * import assert from "node:assert/strict";
+   *
+   * const server = new Dispatcher();
+   * server.create_socket(AF_INET);
+   * server.bind(["127.0.0.1", 0]);
+   * const [host, port] = server.getsockname(AF_INET);
+   * assert.equal(host, "127.0.0.1");
+   * assert.ok(port > 0);
+   * close_all();
+   * ```
+   *
+   * @param family Expect this family; throws if the address is of another.
+   * @returns The local address.
+   * @throws {Deno.errors.NotConnected} If not bound or connected.
+   * @throws {TypeError} If the address is not of `family`.
+   */
+  getsockname(family: typeof AF_INET | typeof AF_INET6): InetAddress;
+  /**
+   * The local address: `[host, port]` or a Unix socket path.
+   *
+   * @param family Expect this family; throws if the address is of another.
    * @returns The local address.
    * @throws {Deno.errors.NotConnected} If not bound or connected.
    */
-  getsockname(): Address {
-    const sock = this.#liveSocket("get socket name");
-    if ("localAddr" in sock) return fromDenoAddr(sock.localAddr);
-    if ("addr" in sock) return fromDenoAddr(sock.addr);
-    throw new Deno.errors.NotConnected(
-      "Cannot get socket name: a file has no address",
-    );
+  getsockname(family?: Family): Address;
+  getsockname(family?: Family): Address {
+    return this.#liveSocket("get socket name").getsockname(family);
   }
 
   /**
+   * The peer's address. Pass the family to get the `[host, port]` type
+   * without a cast.
+   *
+   * @param family Expect this family; throws if the address is of another.
+   * @returns `[host, port]` or a Unix socket path.
+   * @throws {Deno.errors.NotConnected} If not connected.
+   * @throws {TypeError} If the address is not of `family`.
+   */
+  getpeername(family: typeof AF_INET | typeof AF_INET6): InetAddress;
+  /**
    * The peer's address.
    *
+   * @param family Expect this family; throws if the address is of another.
    * @returns `[host, port]` or a Unix socket path.
    * @throws {Deno.errors.NotConnected} If not connected.
    */
-  getpeername(): Address {
-    const sock = this.#liveSocket("get peer name");
-    if ("remoteAddr" in sock) return fromDenoAddr(sock.remoteAddr);
-    throw new Deno.errors.NotConnected(
-      "Cannot get peer name: the socket is not connected",
-    );
+  getpeername(family?: Family): Address;
+  getpeername(family?: Family): Address {
+    return this.#liveSocket("get peer name").getpeername(family);
   }
 
-  #liveSocket(action: string): Socket {
+  #liveSocket(action: string): SocketObject {
     const channel = this[kChannel];
-    const sock = this.#socket ?? channel?.stream as Deno.Conn | null ?? null;
+    const sock = this.#socket;
     if (sock === null || channel === null || channel.closed) {
       throw new Deno.errors.NotConnected(
         `Cannot ${action}: the socket is not bound or connected`,
       );
+    }
+    // A connect that landed before handle_connect_event() ran.
+    if (sock.raw === null && channel.stream !== null) {
+      setRaw(sock, channel.stream as Deno.Conn);
     }
     return sock;
   }
@@ -982,8 +1074,9 @@ export class Dispatcher {
     const channel = this[kChannel];
     const error = channel?.error ?? null;
     if (error !== null) throw error;
-    if (this.#socket === null && channel?.stream) {
-      this.#socket = channel.stream as Deno.Conn;
+    const sock = this.#socket;
+    if (sock !== null && sock.raw === null && channel?.stream) {
+      setRaw(sock, channel.stream as Deno.Conn);
     }
     const result = this.handle_connect();
     this.connected = true;
@@ -1054,7 +1147,7 @@ export class Dispatcher {
   // logged. Only an error raised before any accept() reaches the listener's
   // own handle_error().
   #acceptEvent(): HookResult {
-    const taken: Deno.Conn[] = [];
+    const taken: SocketObject[] = [];
     this.#taken = taken;
     let result: HookResult;
     try {
@@ -1070,11 +1163,11 @@ export class Dispatcher {
     return result;
   }
 
-  #blame(taken: Deno.Conn[], error: unknown): void {
+  #blame(taken: SocketObject[], error: unknown): void {
     const conn = taken.at(-1);
     if (conn === undefined || error instanceof ExitNow) throw error;
     for (const obj of this.#map.values()) {
-      if (obj.#socket === conn) return fail(obj, error);
+      if (obj.#socket?.raw === conn.raw) return fail(obj, error);
     }
     try {
       conn.close();
@@ -1150,13 +1243,15 @@ export class Dispatcher {
   }
 
   /**
-   * Called with each accepted connection; wrap it (`new Handler(conn)`). The
-   * default closes it and logs a warning.
+   * Called with each accepted connection; wrap it (`new Handler(sock)`). The
+   * default closes it and logs a warning. `sock` is a
+   * {@linkcode SocketObject}; overrides that declare it a `Deno.Conn` still
+   * type-check, since it is one.
    *
    * @param sock The accepted connection.
    * @param _addr The peer's address.
    */
-  handle_accepted(sock: Deno.Conn, _addr: Address): HookResult {
+  handle_accepted(sock: SocketObject | Deno.Conn, _addr: Address): HookResult {
     sock.close();
     this.log_info("unhandled accepted event", "warning");
   }

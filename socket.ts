@@ -1,6 +1,8 @@
 /**
  * The small slice of Python's `socket` module that the asyncore API needs:
- * address families, socket types, and the {@linkcode Address} type.
+ * address families, socket types, the options `setsockopt()` can set, the
+ * `shutdown()` modes, and the {@linkcode Address} type. The socket object
+ * itself is {@linkcode SocketObject}.
  *
  * Addresses are `[host, port]` tuples for IPv4 and IPv6, and a filesystem
  * path for Unix stream sockets, as in Python.
@@ -25,17 +27,41 @@ export const AF_INET6 = 10;
 export const AF_UNIX = 1;
 /** Stream socket type: TCP or a Unix stream socket (`socket.SOCK_STREAM`). */
 export const SOCK_STREAM = 1;
-/** Datagram socket type (`socket.SOCK_DGRAM`); not supported by `Dispatcher`. */
+/**
+ * Datagram socket type (`socket.SOCK_DGRAM`): UDP, once
+ * `@asyncore/asyncore/unstable-udp` is imported and Deno runs with
+ * `--unstable-net`.
+ */
 export const SOCK_DGRAM = 2;
+
+/** Socket-level options (`socket.SOL_SOCKET`), for `setsockopt()`. */
+export const SOL_SOCKET = 1;
+/** Reuse a listening address at once (`socket.SO_REUSEADDR`); Deno always does. */
+export const SO_REUSEADDR = 2;
+/** TCP keep-alive probes (`socket.SO_KEEPALIVE`). */
+export const SO_KEEPALIVE = 9;
+/** TCP-level options (`socket.IPPROTO_TCP`), for `setsockopt()`. */
+export const IPPROTO_TCP = 6;
+/** Disable Nagle's algorithm (`socket.TCP_NODELAY`); on by default here. */
+export const TCP_NODELAY = 1;
+/** `shutdown()`: no more receiving (`socket.SHUT_RD`). */
+export const SHUT_RD = 0;
+/** `shutdown()`: no more sending; the peer reads EOF (`socket.SHUT_WR`). */
+export const SHUT_WR = 1;
+/** `shutdown()`: both directions (`socket.SHUT_RDWR`). */
+export const SHUT_RDWR = 2;
 
 /** One of {@linkcode AF_INET}, {@linkcode AF_INET6}, {@linkcode AF_UNIX}. */
 export type Family = typeof AF_INET | typeof AF_INET6 | typeof AF_UNIX;
+
+/** An IPv4 or IPv6 address: `[host, port]`. */
+export type InetAddress = [host: string, port: number];
 
 /**
  * A socket address as Python writes it: `[host, port]` for IPv4 and IPv6, or
  * a filesystem path for a Unix socket.
  */
-export type Address = [host: string, port: number] | string;
+export type Address = InetAddress | string;
 
 /**
  * The address family an address belongs to: a path is {@linkcode AF_UNIX}, a
@@ -129,6 +155,12 @@ export function fromDenoAddr(addr: Deno.Addr): Address {
   if ("path" in addr) return addr.path ?? "";
   return [String(addr.cid), addr.port];
 }
+
+export {
+  type DatagramEndpoint,
+  type RawSocket,
+  SocketObject,
+} from "./_socket_object.ts";
 
 function describe(value: unknown): string {
   try {

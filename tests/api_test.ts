@@ -334,8 +334,13 @@ apiTest("create_socket() records the family and joins the map", (c) => {
   assert.deepEqual(s.family_and_type, [c.family, SOCK_STREAM]);
   assert.equal(socket_map.get(s.fileno()!), s);
   // Python's socket exists now; Deno's resource comes with bind() or connect().
-  assert.equal(s.socket, null);
-  assert.throws(() => s.create_socket(c.family, SOCK_DGRAM), RangeError);
+  assert.equal(s.socket?.family, c.family);
+  assert.equal(s.socket?.raw, null);
+  assert.equal(s.socket?.fileno(), s.fileno());
+  assert.throws(
+    () => s.create_socket(c.family, SOCK_DGRAM),
+    c.family === AF_UNIX ? RangeError : Deno.errors.NotSupported,
+  );
   assert.throws(() => s.create_socket(99 as Family), RangeError);
   assert.throws(() => s.create_socket(c.family, 99), RangeError);
   const other: Address = c.family === AF_INET

@@ -670,7 +670,7 @@ Deno.test("FileDispatcher accepts a FileWrapper and reports no socket address", 
     using _cleanup = closing();
     const wrapper = new FileWrapper(await Deno.open(path));
     const d = new FileDispatcher(wrapper);
-    assert.equal(d.socket, wrapper);
+    assert.equal(d.socket?.raw, wrapper);
     assert.throws(() => d.getsockname(), Deno.errors.NotConnected);
     assert.throws(() => d.getpeername(), Deno.errors.NotConnected);
   });
@@ -686,7 +686,7 @@ Deno.test("set_socket() wraps an existing connection", async () => {
   const conn = await listener.accept();
   const d = new Dispatcher();
   d.set_socket(conn);
-  assert.equal(d.socket, conn);
+  assert.equal(d.socket?.raw, conn);
   assert.equal(socket_map.get(d.fileno()!), d);
   const address: Address = d.getpeername();
   assert.deepEqual(address, ["127.0.0.1", client.localAddr.port]);

@@ -150,7 +150,7 @@ Deno.test("bind() throws AddrInUse synchronously for an address in use", async (
       () => d.bind(["127.0.0.1", listener.addr.port]),
       Deno.errors.AddrInUse,
     );
-    assert.equal(d.socket, null);
+    assert.equal(d.socket?.raw, null);
   });
   await t.step({
     name: "Unix",

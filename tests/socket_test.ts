@@ -1,17 +1,39 @@
-// Tests of socket.ts: the constants, address validation and conversion.
+// Tests of socket.ts: the constants, address validation and conversion, and
+// SocketObject (Python's socket methods, half-close) against real peers.
 
 import assert from "node:assert/strict";
 import {
+  type Address,
   AF_INET,
   AF_INET6,
   AF_UNIX,
   checkAddress,
+  Dispatcher,
   familyOf,
   fromDenoAddr,
+  IPPROTO_TCP,
+  SHUT_RD,
+  SHUT_WR,
+  SO_KEEPALIVE,
+  SO_REUSEADDR,
   SOCK_DGRAM,
   SOCK_STREAM,
+  socket_map,
+  SocketObject,
+  SOL_SOCKET,
+  TCP_NODELAY,
 } from "../mod.ts";
-import { HAS_PYTHON, tempDir } from "./_helpers.ts";
+import {
+  bytes,
+  closing,
+  concat,
+  HAS_PYTHON,
+  loopbackPair,
+  loopUntil,
+  readAll,
+  tempDir,
+  text,
+} from "./_helpers.ts";
 
 Deno.test("the constants have Linux's values, as Python's socket module reports", () => {
   assert.equal(AF_UNIX, 1);
@@ -175,4 +197,204 @@ Deno.test("familyOf() agrees with fromDenoAddr() for real listeners", async () =
   await using dir = await tempDir();
   using unix = Deno.listen({ transport: "unix", path: `${dir.path}/f.sock` });
   assert.equal(familyOf(fromDenoAddr(unix.addr)), AF_UNIX);
+});
+
+// SocketObject: Python's socket methods over Deno resources.
+
+class Recorder extends Dispatcher {
+  data: Uint8Array[] = [];
+  closes = 0;
+  override writable(): boolean {
+    return false;
+  }
+  override handle_read(): void {
+    const chunk = this.recv(65536);
+    if (chunk.length > 0) this.data.push(chunk);
+  }
+  override handle_close(): void {
+    this.closes++;
+    this.close();
+  }
+}
+
+Deno.test("accept() gives a SocketObject that new Handler(sock) wraps, as it wraps a raw Deno.Conn", async () => {
+  using _cleanup = closing();
+  const accepted: [SocketObject, Address][] = [];
+  class Server extends Dispatcher {
+    override handle_accepted(sock: SocketObject, addr: Address): void {
+      accepted.push([sock, addr]);
+      new Recorder(sock);
+    }
+  }
+  const server = new Server();
+  server.create_socket(AF_INET);
+  server.bind(["127.0.0.1", 0]);
+  server.listen(5);
+  const [host, port] = server.socket!.getsockname(AF_INET);
+  using client = await Deno.connect({ hostname: host, port });
+  await loopUntil(() => accepted.length === 1);
+  const [sock, addr] = accepted[0]!;
+  assert.ok(sock instanceof SocketObject);
+  assert.deepEqual(sock.getsockname(AF_INET), ["127.0.0.1", port]);
+  assert.deepEqual(sock.getpeername(), addr);
+  assert.equal(addr[1], client.localAddr.port);
+  assert.throws(() => sock.getsockname(AF_INET6), TypeError);
+  const handler = [...socket_map.values()].at(-1)!;
+  assert.equal(handler.socket, sock);
+  assert.equal(handler.fileno(), sock.fileno());
+  assert.deepEqual(handler.getpeername(AF_INET), addr);
+
+  const [conn, peer] = await loopbackPair();
+  using _peer = peer;
+  const raw = new Recorder(conn);
+  assert.ok(raw.socket instanceof SocketObject);
+  assert.equal(raw.socket.raw, conn);
+  assert.equal(raw.socket.conn, conn);
+  assert.equal(raw.connected, true);
+  assert.deepEqual(raw.getpeername(), fromDenoAddr(peer.localAddr));
+});
+
+Deno.test("setsockopt() sets TCP_NODELAY and SO_KEEPALIVE on the connection and names options Deno lacks", async () => {
+  using _cleanup = closing();
+  const [conn, peer] = await loopbackPair();
+  using _peer = peer;
+  const calls: string[] = [];
+  const tcp = conn as Deno.TcpConn;
+  tcp.setNoDelay = (on) => void calls.push(`nodelay ${on}`);
+  tcp.setKeepAlive = (on) => void calls.push(`keepalive ${on}`);
+  const d = new Recorder(conn);
+  calls.length = 0;
+  const sock = d.socket!;
+  sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 0);
+  sock.setsockopt(SOL_SOCKET, SO_KEEPALIVE, 1);
+  sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
+  assert.deepEqual(calls, ["nodelay false", "nodelay false", "keepalive true"]);
+  assert.throws(
+    () => sock.setsockopt(SOL_SOCKET, 8, 1 << 20),
+    (e: unknown) =>
+      e instanceof Deno.errors.NotSupported && /SO_RCVBUF/.test(e.message),
+  );
+  assert.throws(
+    () => sock.setsockopt(6, 99, 1),
+    (e: unknown) =>
+      e instanceof Deno.errors.NotSupported &&
+      /option 99 at level 6/.test(e.message),
+  );
+  assert.throws(
+    () => sock.setsockopt(SOL_SOCKET, SO_KEEPALIVE, "on" as unknown as number),
+    TypeError,
+  );
+  sock.setblocking(false);
+  assert.throws(() => sock.setblocking(true), Deno.errors.NotSupported);
+});
+
+Deno.test("setsockopt() before connect() applies once the connection is up", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  class Client extends Recorder {
+    override writable(): boolean {
+      return !this.connected;
+    }
+    override handle_connect(): void {}
+  }
+  const client = new Client();
+  client.create_socket();
+  client.socket!.setsockopt(IPPROTO_TCP, TCP_NODELAY, false);
+  assert.equal(client.socket!.noDelay, false);
+  client.connect(["127.0.0.1", listener.addr.port]);
+  using _peer = await listener.accept();
+  await loopUntil(() => client.connected);
+  assert.ok(client.socket!.raw !== null);
+  assert.equal(client.socket!.noDelay, false);
+  assert.deepEqual(client.socket!.getsockname(AF_INET)[0], "127.0.0.1");
+});
+
+const HALF_CLOSE_PEER = `
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"hello")
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+s.sendall(b"after your EOF")
+s.close()
+print(len(data), data == b"x" * len(data))
+`;
+
+Deno.test({
+  name:
+    "shutdown(SHUT_WR) sends queued bytes, then EOF, and reads go on until the peer's EOF (Python peer)",
+  ignore: !HAS_PYTHON,
+  async fn() {
+    using _cleanup = closing();
+    const size = 200 * 1024;
+    class Handler extends Recorder {
+      override handle_read(): void {
+        super.handle_read();
+        if (this.data.length === 1) {
+          assert.equal(this.send(new Uint8Array(size).fill(120)), size);
+          this.socket!.shutdown(SHUT_WR);
+        }
+      }
+    }
+    let handler: Handler | null = null;
+    class Server extends Dispatcher {
+      override handle_accepted(sock: SocketObject): void {
+        handler = new Handler(sock);
+      }
+    }
+    const server = new Server();
+    server.create_socket();
+    server.bind(["127.0.0.1", 0]);
+    server.listen(5);
+    const output = new Deno.Command("python3", {
+      args: ["-c", HALF_CLOSE_PEER, String(server.getsockname(AF_INET)[1])],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    await loopUntil(() => handler !== null && handler.closes > 0);
+    const result = await output;
+    assert.equal(result.code, 0, text(result.stderr));
+    assert.equal(text(result.stdout).trim(), `${size} True`);
+    const h = handler as Handler | null;
+    assert.equal(text(concat(h!.data)), "helloafter your EOF");
+    assert.equal(h!.closes, 1);
+  },
+});
+
+Deno.test("after shutdown(SHUT_WR) send() calls handle_close(), as Python's EPIPE does", async () => {
+  using _cleanup = closing();
+  const [conn, peer] = await loopbackPair();
+  using _peer = peer;
+  const d = new Recorder(conn);
+  d.socket!.shutdown(SHUT_WR);
+  assert.equal(d.send(bytes("late")), 0);
+  assert.equal(d.closes, 1);
+  assert.equal(text(await readAll(peer)), "");
+});
+
+Deno.test("shutdown(SHUT_RD) makes the channel read EOF; a SocketObject alone shuts its write side", async () => {
+  using _cleanup = closing();
+  const [conn, peer] = await loopbackPair();
+  using _peer = peer;
+  const d = new Recorder(conn);
+  d.socket!.shutdown(SHUT_RD);
+  await loopUntil(() => d.closes > 0);
+  assert.deepEqual(d.data, []);
+  assert.throws(() => d.socket!.shutdown(7), RangeError);
+
+  const [alone, other] = await loopbackPair();
+  using sock = new SocketObject(alone);
+  sock.shutdown(SHUT_WR);
+  assert.equal(text(await readAll(other)), "");
+  assert.throws(() => sock.shutdown(SHUT_RD), Deno.errors.NotSupported);
+  const unconnected = new Dispatcher();
+  unconnected.create_socket();
+  assert.throws(
+    () => unconnected.socket!.shutdown(SHUT_WR),
+    Deno.errors.NotConnected,
+  );
 });
