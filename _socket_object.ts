@@ -98,6 +98,13 @@ function isConn(raw: RawSocket | null): raw is Deno.Conn {
   return raw !== null && "remoteAddr" in raw;
 }
 
+function familyOfAddr(addr: Deno.Addr): Family {
+  if (addr.transport === "unix" || addr.transport === "unixpacket") {
+    return AF_UNIX;
+  }
+  return "hostname" in addr && addr.hostname.includes(":") ? AF_INET6 : AF_INET;
+}
+
 function checkFamily(family: unknown): Family | undefined {
   if (family === undefined) return undefined;
   if (family !== AF_INET && family !== AF_INET6 && family !== AF_UNIX) {
@@ -179,8 +186,7 @@ export class SocketObject implements Deno.Conn {
       if (isListener(raw) || isDatagram(raw)) addr = raw.addr;
       else if (isConn(raw)) addr = raw.localAddr;
     }
-    this.family = family ??
-      (addr !== null ? familyOf(fromDenoAddr(addr)) : AF_INET);
+    this.family = family ?? (addr === null ? AF_INET : familyOfAddr(addr));
     this.type = type ??
       (raw !== null && isDatagram(raw) ? SOCK_DGRAM : SOCK_STREAM);
   }

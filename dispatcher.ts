@@ -1283,10 +1283,8 @@ export class Dispatcher {
     if (this.accepting && this.addr) status.push("listening");
     else if (this.connected) status.push("connected");
     // A bound socket shows its real address (the port 0 asked for is not).
-    const sock = this.#socket;
-    const addr = sock !== null && isListener(sock)
-      ? fromDenoAddr(sock.addr)
-      : this.addr;
+    const raw = this.#socket?.raw ?? null;
+    const addr = isListener(raw) ? fromDenoAddr(raw.addr) : this.addr;
     if (addr !== null) {
       status.push(
         typeof addr === "string" ? `'${addr}'` : `${addr[0]}:${addr[1]}`,
