@@ -28,6 +28,7 @@
 
 import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
+import { settleError } from "./_hooks.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
 import {
   Dispatcher,
@@ -376,7 +377,10 @@ export class AsyncChat extends Dispatcher {
       data = this.recv(this.ac_in_buffer_size);
     } catch (error) {
       if (error instanceof Deno.errors.WouldBlock) return;
-      return this.handle_error(error);
+      // As Python does; watched as handle_error()'s own result, so its
+      // rejection ends loop() instead of coming back to handle_error().
+      settleError(this, this.handle_error(error));
+      return;
     }
     if (data.length === 0) return;
     const head = this.ac_in_buffer;

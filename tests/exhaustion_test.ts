@@ -3,11 +3,12 @@
 // `ulimit -n 64`, exhausted by real loopback clients.
 
 import assert from "node:assert/strict";
-import { Dispatcher, type HookResult } from "../mod.ts";
+import { Dispatcher, type HookResult, loop } from "../mod.ts";
 import {
   bytes,
   closing,
   EchoHandler,
+  loopbackPair,
   loopUntil,
   text,
   watchRejections,
@@ -266,5 +267,71 @@ Deno.test("an accept hook that throws or rejects closes that connection, not the
         assert.deepEqual(rejections.reasons, []);
       });
     }
+  }
+});
+
+// A listener whose accept() fails as an exhausted process's does, then
+// succeeds with `conn` once: the rest between the two is the library's.
+function stallingListener(
+  conn: Deno.Conn,
+): Deno.Listener & { accepts: number } {
+  const emfile = Object.assign(new Error("Too many open files (os error 24)"), {
+    code: "EMFILE",
+  });
+  const listener = {
+    accepts: 0,
+    addr: { transport: "tcp", hostname: "127.0.0.1", port: 9 },
+    accept(): Promise<Deno.Conn> {
+      listener.accepts++;
+      if (listener.accepts === 1) return Promise.reject(emfile);
+      if (listener.accepts === 2) return Promise.resolve(conn);
+      // Nothing more arrives: an accept that never settles.
+      return new Promise<Deno.Conn>(() => {});
+    },
+    close(): void {},
+  };
+  return listener as unknown as Deno.Listener & { accepts: number };
+}
+
+Deno.test("a stalled accept rests without spinning, resumes, and close() cancels the rest", async (t) => {
+  for (const closeDuringRest of [false, true]) {
+    await t.step(
+      closeDuringRest ? "closed while resting" : "resumes",
+      async () => {
+        using _cleanup = closing();
+        const [accepted, peer] = await loopbackPair();
+        using _peer = peer;
+        const listener = stallingListener(accepted);
+        const logged: string[] = [];
+        let handled: Deno.Conn | null = null;
+        class Server extends Dispatcher {
+          override log_info(message: string, type = "info"): void {
+            logged.push(`${type}: ${message}`);
+          }
+          override handle_accepted(sock: Deno.Conn): void {
+            handled = sock;
+            new EchoHandler(sock);
+          }
+        }
+        const server = new Server(listener);
+        await loopUntil(() => logged.length > 0, {
+          what: "the stall is logged",
+        });
+        assert.match(logged[0]!, /^error: Cannot accept: Too many open files/);
+        // Resting: passes go by without another accept.
+        await loop({ timeout: 0.01, count: 5 });
+        assert.equal(listener.accepts, 1);
+        assert.equal(server.accepting, true);
+        if (closeDuringRest) {
+          // The sanitizers fail the test if the rest's timer outlives close().
+          server.close();
+          accepted.close();
+          return;
+        }
+        await loopUntil(() => handled !== null, { what: "the accept resumes" });
+        assert.equal(handled, accepted);
+        assert.equal(logged.length, 1);
+      },
+    );
   }
 });
