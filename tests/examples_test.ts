@@ -278,3 +278,54 @@ Deno.test("demo.ts serves a generated page to http_client.ts and exits with 0", 
   assert.match(text, /<h1>Hello from asyncore for Deno<\/h1>/);
   assert.match(text, /demo: done/);
 });
+
+// A Python socket as the UDP peer: echoes come back from the server's port,
+// and a datagram longer than recvfrom()'s 2048 bytes is cut, as UDP does.
+const PYTHON_UDP_PEER = `
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM)
+s.settimeout(10)
+sizes = []
+for message in [b"hello", b"x" * 2048, b"y" * 3000]:
+    s.sendto(message, (host, port))
+    data, addr = s.recvfrom(65536)
+    assert addr[1] == port, addr
+    assert data == message[:2048]
+    sizes.append(len(data))
+print(sizes)
+`;
+
+Deno.test({
+  name: "udp_echo.ts echoes a Python socket's datagrams (IPv4 and IPv6)",
+  ignore: noPython,
+  async fn(t) {
+    for (const host of ["127.0.0.1", "::1"]) {
+      await t.step(host, async () => {
+        await using server = await Server.start(Deno.execPath(), [
+          "run",
+          "-A",
+          "--unstable-net",
+          example("udp_echo.ts"),
+          "0",
+          host,
+        ]);
+        const { code, stdout, stderr } = await new Deno.Command("python3", {
+          args: ["-c", PYTHON_UDP_PEER, host, String(server.port)],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.equal(code, 0, decoder.decode(stderr));
+        assert.equal(decoder.decode(stdout).trim(), "[5, 2048, 2048]");
+        assert.equal((await server.stop()).code, 0);
+      });
+    }
+  },
+});
+
+Deno.test("udp_echo.ts without --unstable-net exits with an error naming the flag", async () => {
+  const { code, stderr } = await runExample("udp_echo.ts", ["0"]);
+  assert.notEqual(code, 0);
+  assert.match(stderr, /Cannot create socket: UDP needs Deno's --unstable-net/);
+});
