@@ -42,6 +42,7 @@ import { concatAll } from "./_bytes.ts";
 import { formatAddress, withMessage } from "./_errors.ts";
 import { fail, settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
+import { copyBytes } from "./_slab.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
 import {
   cancelOwned,
@@ -1418,8 +1419,9 @@ export class DispatcherWithSend extends Dispatcher {
       rest = data.subarray(super.send(data));
     }
     if (rest.length > 0) {
-      // The caller may reuse its array: keep a copy of what is left over.
-      this.#queue.push(rest.slice());
+      // The caller may reuse its array: keep a copy of what is left over
+      // (small ones carved from a shared slab, not an allocation each).
+      this.#queue.push(copyBytes(rest));
       this.#queued += rest.length;
     }
     return data.length;
