@@ -6,10 +6,12 @@
  *     deno run -A examples/smtpd.ts [--host H] [--port P] [--maildir DIR]
  *                                   [--size-limit BYTES] [--smtputf8]
  *                                   [--grace SECONDS]
+ *                                   [--tls-cert PEM --tls-key PEM]
  *
  * HOST defaults to 127.0.0.1, PORT to 8025 (0 picks a free port), the size
  * limit to 33554432 bytes (0: none). Prints `listening on HOST:PORT` once
- * bound. SIGINT or SIGTERM stops accepting, lets messages being received
+ * bound. With a certificate and its key, EHLO offers STARTTLS (RFC 3207).
+ * SIGINT or SIGTERM stops accepting, lets messages being received
  * finish for up to `--grace` seconds (default 10), answers every other
  * session `421`, then exits with status 0: a message is stored only if its
  * `250` was sent.
@@ -18,7 +20,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { loop } from "@asyncore/asyncore";
+import { loop, type TlsServerOptions } from "@asyncore/asyncore";
 import {
   DATA_SIZE_DEFAULT,
   DebuggingServer,
@@ -27,7 +29,7 @@ import {
 } from "./smtpd/mod.ts";
 
 const USAGE =
-  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS]";
+  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--tls-cert PEM --tls-key PEM]";
 /** Seconds the replies of a shutdown may take to be written. */
 const FLUSH_LIMIT = 5;
 
@@ -43,6 +45,24 @@ function integer(value: string, name: string, max: number): number {
   return Number(value);
 }
 
+async function readTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): Promise<TlsServerOptions | null> {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined) {
+    fail("--tls-cert and --tls-key go together");
+  }
+  const read = (file: string, name: string): Promise<string> =>
+    Deno.readTextFile(file).catch((error) =>
+      fail(`--${name} "${file}": ${(error as Error).message}`)
+    );
+  return {
+    cert: await read(certFile, "tls-cert"),
+    key: await read(keyFile, "tls-key"),
+  };
+}
+
 if (import.meta.main) {
   let values;
   try {
@@ -55,6 +75,8 @@ if (import.meta.main) {
         "size-limit": { type: "string", default: String(DATA_SIZE_DEFAULT) },
         smtputf8: { type: "boolean", default: false },
         grace: { type: "string", default: "10" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -72,6 +94,7 @@ if (import.meta.main) {
       Number.MAX_SAFE_INTEGER,
     ),
     enable_SMTPUTF8: values.smtputf8,
+    tls: await readTls(values["tls-cert"], values["tls-key"]),
   };
   const address: [string, number] = [
     values.host,

@@ -43,6 +43,16 @@ const HAS_SMTPD = run("python3", [
 ]);
 const HAS_SWAKS = run("swaks", ["--version"]);
 
+// Test-only certificates (tests/fixtures/make_certs.sh).
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+const CA_FILE = `${FIXTURES}tls_ca.pem`;
+const CERT_FILE = `${FIXTURES}tls_server.pem`;
+const KEY_FILE = `${FIXTURES}tls_server.key`;
+const TLS = {
+  cert: Deno.readTextFileSync(CERT_FILE),
+  key: Deno.readTextFileSync(KEY_FILE),
+};
+
 /** A bare SMTP client on a Deno socket: sends bytes, reads replies. */
 class RawClient {
   #conn: Deno.Conn;
@@ -455,6 +465,30 @@ const COMMAND_CASES: [string, Options, string[], string][] = [
     ["UNKNOWN_CMD"],
     '500 Error: command "UNKNOWN_CMD" not recognized',
   ],
+  [
+    "STARTTLS without a certificate is unknown, as in Python",
+    {},
+    ["EHLO example", "STARTTLS"],
+    '500 Error: command "STARTTLS" not recognized',
+  ],
+  [
+    "STARTTLS takes no argument",
+    { tls: TLS },
+    ["EHLO example", "STARTTLS now"],
+    "501 Syntax: STARTTLS",
+  ],
+  [
+    "STARTTLS inside a transaction",
+    { tls: TLS },
+    ["EHLO example", "MAIL FROM:<eggs@example>", "STARTTLS"],
+    "503 Error: MAIL transaction in progress",
+  ],
+  [
+    "EHLO offers STARTTLS with a certificate",
+    { tls: TLS },
+    ["EHLO example"],
+    "250 HELP",
+  ],
 ];
 
 Deno.test("SMTPChannel answers each command with Python's smtpd reply", async (t) => {
@@ -463,6 +497,8 @@ Deno.test("SMTPChannel answers each command with Python's smtpd reply", async (t
       const server = new Recorder(["127.0.0.1", 0], options);
       const replies = await serving(server, (port) => converse(port, lines));
       assert.equal(replies.at(-1)!.at(-1), expected);
+      const offered = replies[0]!.includes("250-STARTTLS");
+      assert.equal(offered, lines[0] === "EHLO example" && !!options?.tls);
     });
   }
 });
@@ -1793,6 +1829,85 @@ Deno.test("smtpd.ts serves swaks", async (t) => {
   });
 });
 
+// smtplib upgrades with STARTTLS, checking the server's certificate against
+// the test CA, says EHLO again and sends one message.
+const PYTHON_STARTTLS = `
+import json, smtplib, ssl, sys
+port, cafile = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=cafile)
+with smtplib.SMTP("localhost", port, timeout=60) as client:
+    before = client.ehlo()[1].decode().split("\\n")
+    code, reply = client.starttls(context=context)
+    after = client.ehlo()[1].decode().split("\\n")
+    refused = client.sendmail("py@example.com", ["to@example.com"],
+                              b"Subject: over TLS\\r\\n\\r\\nsecret\\r\\n")
+    print(json.dumps([before, code, reply.decode(), after, refused,
+                      client.sock.version()]))
+`;
+
+Deno.test("smtpd.ts --tls-cert/--tls-key offers STARTTLS to swaks and Python's smtplib", async (t) => {
+  const tlsArgs = ["--tls-cert", CERT_FILE, "--tls-key", KEY_FILE];
+  await t.step({
+    name: "swaks --tls verifies the certificate and delivers",
+    ignore: !HAS_SWAKS,
+    async fn() {
+      await using dir = await tempDir();
+      let transcript = "";
+      await withSmtpd(["--maildir", dir.path, ...tlsArgs], async (port) => {
+        const { code, stdout } = await new Deno.Command("swaks", {
+          args: [
+            "--server",
+            `127.0.0.1:${port}`,
+            "--from",
+            "swaks@example.com",
+            "--to",
+            "one@example.com",
+            "--tls",
+            "--tls-verify",
+            "--tls-ca-path",
+            CA_FILE,
+            "--tls-sni",
+            "localhost",
+          ],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        transcript = decoder.decode(stdout);
+        assert.equal(code, 0, transcript);
+      });
+      assert.match(transcript, /<- {2}220 Ready to start TLS/);
+      assert.match(transcript, /=== TLS started with cipher TLSv1\.3/);
+      assert.match(transcript, /<~ {2}250 OK/);
+      assert.ok((await stored(dir.path)).has("swaks@example.com"));
+    },
+  });
+  await t.step({
+    name: "smtplib.starttls() then EHLO again, without STARTTLS offered",
+    ignore: !HAS_SMTPLIB,
+    async fn() {
+      await using dir = await tempDir();
+      await withSmtpd(["--maildir", dir.path, ...tlsArgs], async (port) => {
+        const { success, stdout, stderr } = await new Deno.Command("python3", {
+          args: ["-c", PYTHON_STARTTLS, String(port), CA_FILE],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        assert.ok(success, decoder.decode(stderr));
+        const [before, code, reply, after, refused, version] = JSON.parse(
+          decoder.decode(stdout),
+        );
+        assert.ok(before.includes("STARTTLS"));
+        assert.deepEqual([code, reply], [220, "Ready to start TLS"]);
+        assert.ok(!after.includes("STARTTLS"));
+        assert.deepEqual(refused, {});
+        assert.equal(version, "TLSv1.3");
+      });
+      const file = (await stored(dir.path)).get("py@example.com")!;
+      assert.match(decoder.decode(file), /Subject: over TLS\r\n\r\nsecret/);
+    },
+  });
+});
+
 Deno.test("smtpd.ts without --maildir prints messages as Python's DebuggingServer", async () => {
   const stdout = await withSmtpd([], async (port) => {
     const client = await RawClient.open(port);
@@ -1846,10 +1961,22 @@ Deno.test("smtpd.ts exits with status 0 on SIGINT, telling an idle client 421", 
 
 Deno.test("smtpd.ts rejects bad arguments with its usage", async (t) => {
   for (
-    const args of [["--port", "70000"], ["--size-limit", "-1"], [
-      "--maildir",
-      SCRIPT, // a file: no Maildir can be made there
-    ], ["--bogus"]]
+    const args of [
+      ["--port", "70000"],
+      ["--size-limit", "-1"],
+      [
+        "--maildir",
+        SCRIPT, // a file: no Maildir can be made there,
+      ],
+      ["--bogus"],
+      ["--tls-cert", CERT_FILE],
+      [
+        "--tls-cert",
+        "/nonexistent.pem",
+        "--tls-key",
+        KEY_FILE,
+      ],
+    ]
   ) {
     await t.step(args.join(" "), async () => {
       const { code, stderr } = await new Deno.Command(Deno.execPath(), {

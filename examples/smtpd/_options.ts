@@ -19,6 +19,15 @@ export function checkSMTPOptions(
       `Cannot ${action}: decode_data and enable_SMTPUTF8 cannot both be true`,
     );
   }
+  const tls = options.tls;
+  if (
+    tls !== undefined && tls !== null &&
+    (typeof tls.cert !== "string" || typeof tls.key !== "string")
+  ) {
+    throw new TypeError(
+      `Cannot ${action}: tls needs a PEM "cert" and "key" as strings`,
+    );
+  }
   const limit = options.data_size_limit;
   if (limit === undefined || limit === null) return;
   if (typeof limit !== "number") {

@@ -10,6 +10,7 @@ import {
   AsyncChat,
   type HookResult,
   type SocketMap,
+  type TlsServerOptions,
 } from "@asyncore/asyncore";
 import { parseAddress, parseParams, stripKeyword } from "./_address.ts";
 import { ByteBuffer } from "./_buffer.ts";
@@ -55,6 +56,13 @@ export interface SMTPChannelOptions {
    * @default {false}
    */
   decode_data?: boolean;
+  /**
+   * Offer STARTTLS (RFC 3207) with this certificate and key; Python's smtpd
+   * had no TLS.
+   *
+   * @default {null}
+   */
+  tls?: TlsServerOptions | null;
 }
 
 const CRLF = new Uint8Array([13, 10]);
@@ -142,6 +150,10 @@ export class SMTPChannel extends AsyncChat {
   enable_SMTPUTF8: boolean;
   /** Whether messages are handed over as strings (Python's `_decode_data`). */
   readonly decode_data: boolean;
+  /** The certificate and key STARTTLS upgrades with; `null`: not offered. */
+  readonly tls: TlsServerOptions | null;
+  /** Whether the client said STARTTLS (and the session is encrypted). */
+  secure = false;
   /** The name the client gave in HELO or EHLO; `""` before that. */
   seen_greeting = "";
   /** Whether the client said EHLO. */
@@ -202,6 +214,7 @@ export class SMTPChannel extends AsyncChat {
       : options.data_size_limit;
     this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
     this.decode_data = options.decode_data ?? false;
+    this.tls = options.tls ?? null;
     this._set_rset_state();
     this.fqdn = getfqdn();
     try {
@@ -455,7 +468,35 @@ export class SMTPChannel extends AsyncChat {
       this.push("250-SMTPUTF8");
       this.#raiseLimit("MAIL", 10);
     }
+    if (this.tls !== null && !this.secure) this.push("250-STARTTLS");
     this.push("250 HELP");
+  }
+
+  /**
+   * STARTTLS (RFC 3207), when the server has a certificate: answers `220
+   * Ready to start TLS`, forgets the session (the client says EHLO again)
+   * and upgrades the connection. Commands the client pipelined behind it
+   * are dropped: they came in the clear.
+   *
+   * @param arg Must be empty.
+   * @returns A promise that settles once the handshake is done.
+   */
+  smtp_STARTTLS(arg: string | null): HookResult {
+    if (this.tls === null) {
+      return this.push('500 Error: command "STARTTLS" not recognized');
+    }
+    if (arg) return this.push("501 Syntax: STARTTLS");
+    if (this.secure) return this.push("503 Error: TLS already active");
+    if (this.mailfrom !== null) {
+      return this.push("503 Error: MAIL transaction in progress");
+    }
+    this.push("220 Ready to start TLS");
+    this._set_rset_state();
+    this.seen_greeting = "";
+    this.extended_smtp = false;
+    this.command_size_limits.clear();
+    this.secure = true;
+    return this.start_tls(this.tls);
   }
 
   #raiseLimit(command: string, extra: number): void {

@@ -13,6 +13,7 @@ import {
   type HookResult,
   socket_map,
   type SocketMap,
+  type TlsServerOptions,
 } from "@asyncore/asyncore";
 import {
   DATA_SIZE_DEFAULT,
@@ -111,6 +112,8 @@ export class SMTPServer extends Dispatcher {
   enable_SMTPUTF8: boolean;
   /** Whether messages are handed over as strings (Python's `_decode_data`). */
   readonly decode_data: boolean;
+  /** The certificate and key channels offer STARTTLS with, or `null`. */
+  readonly tls: TlsServerOptions | null;
   #map: SocketMap | null;
 
   /**
@@ -133,6 +136,7 @@ export class SMTPServer extends Dispatcher {
       : options.data_size_limit;
     this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
     this.decode_data = options.decode_data ?? false;
+    this.tls = options.tls ?? null;
     try {
       this.create_socket(familyOf(localaddr));
       this.set_reuse_addr();
@@ -156,6 +160,7 @@ export class SMTPServer extends Dispatcher {
       map: this.#map,
       enable_SMTPUTF8: this.enable_SMTPUTF8,
       decode_data: this.decode_data,
+      tls: this.tls,
     });
   }
 
