@@ -1751,6 +1751,21 @@ Deno.test("smtpd.ts answers commands pipelined in one write, in order", async ()
   );
 });
 
+/** Runs swaks as `swaks@example.com` against the server on `port`. */
+function swaks(port: number, args: string[]): Promise<Deno.CommandOutput> {
+  return new Deno.Command("swaks", {
+    args: [
+      "--server",
+      `127.0.0.1:${port}`,
+      "--from",
+      "swaks@example.com",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}
+
 Deno.test("smtpd.ts serves swaks", async (t) => {
   if (!HAS_SWAKS) {
     console.log(
@@ -1770,20 +1785,12 @@ Deno.test("smtpd.ts serves swaks", async (t) => {
       const input = `${inputs.path}/message`;
       await Deno.writeFile(input, message);
       await withSmtpd(["--maildir", dir.path], async (port) => {
-        const { code, stdout } = await new Deno.Command("swaks", {
-          args: [
-            "--server",
-            `127.0.0.1:${port}`,
-            "--from",
-            "swaks@example.com",
-            "--to",
-            "one@example.com,two@example.org",
-            "--data",
-            `@${input}`,
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+        const { code, stdout } = await swaks(port, [
+          "--to",
+          "one@example.com,two@example.org",
+          "--data",
+          `@${input}`,
+        ]);
         assert.equal(code, 0, decoder.decode(stdout));
         assert.match(decoder.decode(stdout), /<- {2}250 OK/);
       });
@@ -1806,20 +1813,12 @@ Deno.test("smtpd.ts serves swaks", async (t) => {
     ignore: !HAS_SWAKS,
     async fn() {
       await withSmtpd([], async (port) => {
-        const { code, stdout } = await new Deno.Command("swaks", {
-          args: [
-            "--server",
-            `127.0.0.1:${port}`,
-            "--from",
-            "swaks@example.com",
-            "--to",
-            "one@example.com",
-            "--quit-after",
-            "RCPT",
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+        const { code, stdout } = await swaks(port, [
+          "--to",
+          "one@example.com",
+          "--quit-after",
+          "RCPT",
+        ]);
         assert.equal(code, 0, decoder.decode(stdout));
         const transcript = decoder.decode(stdout);
         assert.match(transcript, /<- {2}250 HELP/);
@@ -1854,24 +1853,16 @@ Deno.test("smtpd.ts --tls-cert/--tls-key offers STARTTLS to swaks and Python's s
       await using dir = await tempDir();
       let transcript = "";
       await withSmtpd(["--maildir", dir.path, ...tlsArgs], async (port) => {
-        const { code, stdout } = await new Deno.Command("swaks", {
-          args: [
-            "--server",
-            `127.0.0.1:${port}`,
-            "--from",
-            "swaks@example.com",
-            "--to",
-            "one@example.com",
-            "--tls",
-            "--tls-verify",
-            "--tls-ca-path",
-            CA_FILE,
-            "--tls-sni",
-            "localhost",
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
+        const { code, stdout } = await swaks(port, [
+          "--to",
+          "one@example.com",
+          "--tls",
+          "--tls-verify",
+          "--tls-ca-path",
+          CA_FILE,
+          "--tls-sni",
+          "localhost",
+        ]);
         transcript = decoder.decode(stdout);
         assert.equal(code, 0, transcript);
       });
