@@ -382,7 +382,7 @@ export class AsyncChat extends Dispatcher {
       settleError(this, this.handle_error(error));
       return;
     }
-    if (data.length === 0) return;
+    if (data.length === 0 || this[kChannel]?.closed) return;
     const head = this.ac_in_buffer;
     if (head.length === 0) {
       this.ac_in_buffer = data;
@@ -543,7 +543,8 @@ export class AsyncChat extends Dispatcher {
         `Cannot push: data must be a Uint8Array, got ${describe(data)}`,
       );
     }
-    if (data.length === 0) return;
+    // Closed: nothing would ever send it (a broadcast may still hold us).
+    if (data.length === 0 || this[kChannel]?.closed) return;
     let rest = data;
     if (this.#isEmpty() && this.connected) {
       // Nothing queued: hand the bytes straight to send(), no copy.

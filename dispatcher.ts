@@ -1407,7 +1407,8 @@ export class DispatcherWithSend extends Dispatcher {
    * can make you queue with {@linkcode Dispatcher.bufferedAmount}.
    *
    * @param data The bytes to send.
-   * @returns `data.length`: every byte is taken.
+   * @returns `data.length`: every byte is taken; 0 after `close()`, when
+   * `handle_close()` is called instead.
    * @throws {TypeError} If `data` is not a `Uint8Array`.
    */
   override send(data: Uint8Array): number {
@@ -1418,6 +1419,8 @@ export class DispatcherWithSend extends Dispatcher {
       // Nothing queued: straight to the connection, no copy here.
       rest = data.subarray(super.send(data));
     }
+    // Closed (send() called handle_close()): nothing would ever drain it.
+    if (this[kChannel]?.closed) return 0;
     if (rest.length > 0) {
       // The caller may reuse its array: keep a copy of what is left over
       // (small ones carved from a shared slab, not an allocation each).

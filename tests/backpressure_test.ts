@@ -4,7 +4,7 @@
 // timings, are asserted.
 
 import assert from "node:assert/strict";
-import { DispatcherWithSend, socket_map } from "../mod.ts";
+import { AsyncChat, DispatcherWithSend, socket_map } from "../mod.ts";
 import {
   EchoHandler,
   EchoServer,
@@ -116,4 +116,36 @@ Deno.test("echo server: a client that never reads holds bounded memory and other
   await writing;
   await loopUntil(() => socket_map.size === 1, { what: "both handlers close" });
   server.close();
+});
+
+Deno.test("DispatcherWithSend queues nothing after close()", async () => {
+  using _cleanup = closing();
+  const [server, client] = await loopbackPair();
+  client.close();
+  let closes = 0;
+  class Sender extends DispatcherWithSend {
+    override handle_close(): void {
+      closes++;
+    }
+  }
+  const sender = new Sender(server);
+  sender.close();
+  // A broadcast that still holds a closed channel must not grow its queue.
+  for (let i = 0; i < 100; i++) {
+    assert.equal(sender.send(new Uint8Array(1024)), 0);
+  }
+  assert.equal(sender.bufferedAmount, 0);
+  assert.equal(sender.out_buffer.length, 0);
+  assert.equal(closes, 100);
+});
+
+Deno.test("AsyncChat.push() queues nothing after close()", async () => {
+  using _cleanup = closing();
+  const [server, client] = await loopbackPair();
+  client.close();
+  const chat = new AsyncChat(server);
+  chat.close();
+  for (let i = 0; i < 100; i++) chat.push(new Uint8Array(1024));
+  assert.equal(chat.bufferedAmount, 0);
+  assert.equal(chat.producer_fifo.length, 0);
 });
