@@ -382,7 +382,7 @@ export class AsyncChat extends Dispatcher {
       settleError(this, this.handle_error(error));
       return;
     }
-    if (data.length === 0 || this[kChannel]?.closed) return;
+    if (data.length === 0) return;
     const head = this.ac_in_buffer;
     if (head.length === 0) {
       this.ac_in_buffer = data;
