@@ -200,8 +200,8 @@ Deno.test({
   },
 });
 
-Deno.test("http_client.ts rejects a bad or https URL with exit code 2", async (t) => {
-  for (const url of ["not a url", "https://127.0.0.1:1/", "ftp://x/"]) {
+Deno.test("http_client.ts rejects a bad URL with exit code 2", async (t) => {
+  for (const url of ["not a url", "ftp://x/"]) {
     await t.step(url, async () => {
       const { code, stdout, stderr } = await runExample("http_client.ts", [
         url,
@@ -211,6 +211,42 @@ Deno.test("http_client.ts rejects a bad or https URL with exit code 2", async (t
       assert.match(stderr, /^http_client: Cannot fetch: /);
     });
   }
+});
+
+Deno.test("http_client.ts fetches https:// from Deno's TLS server, trusting the --ca it is given", async (t) => {
+  const fixtures = new URL("tests/fixtures/", ROOT);
+  const ca = new URL("tls_ca.pem", fixtures).pathname;
+  const page = "served over TLS\n";
+  await using server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: Deno.readTextFileSync(new URL("tls_server.pem", fixtures)),
+    key: Deno.readTextFileSync(new URL("tls_server.key", fixtures)),
+    onListen() {},
+  }, () => new Response(page));
+  const url = `https://127.0.0.1:${server.addr.port}/`;
+  await t.step("with --ca: the page", async () => {
+    const { code, stdout, stderr } = await runExample("http_client.ts", [
+      "--ca",
+      ca,
+      url,
+    ]);
+    assert.equal(code, 0, stderr);
+    const [head, body] = splitResponse(stdout);
+    assert.match(head, /^HTTP\/1\.[01] 200 OK\r\n/);
+    assert.equal(decoder.decode(body), page);
+  });
+  await t.step(
+    "without it: exit 1, the certificate is not trusted",
+    async () => {
+      const { code, stdout, stderr } = await runExample("http_client.ts", [
+        url,
+      ]);
+      assert.equal(code, 1);
+      assert.equal(stdout.length, 0);
+      assert.match(stderr, /^http_client: .*127\.0\.0\.1:\d+.*certificate/i);
+    },
+  );
 });
 
 Deno.test("http_client.ts exits with 1 when the connection is refused", async () => {
