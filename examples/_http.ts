@@ -25,6 +25,7 @@ export const REASONS: Readonly<Record<number, string>> = {
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
+  408: "Request Timeout",
   413: "Content Too Large",
   431: "Request Header Fields Too Large",
   501: "Not Implemented",

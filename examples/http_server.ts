@@ -7,10 +7,19 @@
  * `Content-Length`.
  *
  *     deno run -A examples/http_server.ts [PORT] [DIR] [HOST]
+ *         [--request-timeout SECONDS] [--idle-timeout SECONDS]
  *
  * PORT defaults to 8000 (0 picks a free port), DIR to the current directory,
  * HOST to 127.0.0.1. Prints `listening on HOST:PORT` once bound; SIGINT or
  * SIGTERM closes every channel and exits 0.
+ *
+ * Timeouts (0 turns one off): a request must arrive whole, head and body,
+ * within {@linkcode REQUEST_TIMEOUT} seconds of its first byte, or it gets
+ * 408 and the connection closes, so a client that sends its head a byte at a
+ * time (slowloris) or never ends its request line cannot hold a connection;
+ * a connection with no byte received or sent for
+ * {@linkcode IDLE_TIMEOUT} seconds closes (an idle keep-alive connection,
+ * or a client that stopped reading its response).
  *
  * What it serves: regular files inside DIR (a directory serves its
  * `index.html`), never anything outside it (`..`, `%2e%2e`, encoded slashes
@@ -19,12 +28,13 @@
  * streamed in 64 KiB chunks by an async-iterable producer, read only as fast
  * as the client takes them, never whole in memory. Errors: 400 malformed
  * request, 403 refused path, 404 missing, 405 other methods (with `Allow`),
- * 413 body over 1 MiB, 431 head over 16 KiB, 501 `Transfer-Encoding`,
- * 505 HTTP/2+.
+ * 408 request not whole in time, 413 body over 1 MiB, 431 head over 16 KiB,
+ * 501 `Transfer-Encoding`, 505 HTTP/2+.
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
 import {
   AF_INET,
   AF_INET6,
@@ -33,6 +43,7 @@ import {
   Dispatcher,
   loop,
   type SocketMap,
+  type TimerHandle,
 } from "@asyncore/asyncore";
 import {
   CHUNK_BYTES,
@@ -62,6 +73,29 @@ const CONTINUE_RESPONSE = new TextEncoder().encode(
 );
 const latin1 = new TextDecoder("latin1");
 
+/** Seconds a request may take to arrive whole, from its first byte. */
+export const REQUEST_TIMEOUT = 20;
+/** Seconds a connection may go without a byte received or sent. */
+export const IDLE_TIMEOUT = 10;
+
+/** Timeouts of {@linkcode HttpHandler} and {@linkcode HttpServer}. */
+export interface HttpTimeouts {
+  /**
+   * Seconds from a request's first byte until it must be whole (else 408);
+   * `null` for none.
+   *
+   * @default {REQUEST_TIMEOUT}
+   */
+  request?: number | null;
+  /**
+   * Seconds without a byte received or sent before the connection closes
+   * (408 if a request was under way); `null` for none.
+   *
+   * @default {IDLE_TIMEOUT}
+   */
+  idle?: number | null;
+}
+
 /**
  * One HTTP connection. Requests are answered in the order they arrive, so
  * pipelining needs nothing more than asynchat's first-in, first-out
@@ -78,6 +112,9 @@ export class HttpHandler extends AsyncChat {
   #request: RequestHead | null = null;
   // Set once a response closes the connection: later input is dropped.
   #done = false;
+  readonly #requestTimeout: number | null;
+  // Runs from a request's first byte until the request is whole.
+  #requestTimer: TimerHandle | null = null;
 
   /**
    * Wraps an accepted connection.
@@ -85,6 +122,7 @@ export class HttpHandler extends AsyncChat {
    * @param conn The accepted connection.
    * @param root The served directory's real path.
    * @param map The socket map to join.
+   * @param timeouts Request and idle timeouts in seconds.
    *
    * @example Serve a file to one client
    * ```ts
@@ -105,10 +143,18 @@ export class HttpHandler extends AsyncChat {
    * Deno.removeSync(root, { recursive: true });
    * ```
    */
-  constructor(conn: Deno.Conn, root: string, map: SocketMap | null = null) {
+  constructor(
+    conn: Deno.Conn,
+    root: string,
+    map: SocketMap | null = null,
+    timeouts: HttpTimeouts = {},
+  ) {
     super(conn, map);
     this.#root = root;
     this.set_terminator(LINE_END);
+    const { request = REQUEST_TIMEOUT, idle = IDLE_TIMEOUT } = timeouts;
+    this.#requestTimeout = request;
+    this.timeout = idle;
   }
 
   /**
@@ -118,6 +164,7 @@ export class HttpHandler extends AsyncChat {
    */
   override collect_incoming_data(data: Uint8Array): void {
     if (this.#done || this.#request !== null) return;
+    if (this.#headSize === 0) this.#startRequest();
     this.#headSize += data.length;
     if (this.#headSize > MAX_HEAD_BYTES) return this.#fail(431);
     this.#head.push(data);
@@ -155,7 +202,10 @@ export class HttpHandler extends AsyncChat {
       if (error instanceof HttpError) return this.#fail(error.status);
       throw error;
     }
-    if (request === null) return; // empty lines between requests
+    if (request === null) { // empty lines between requests
+      this.#endRequest();
+      return;
+    }
     if (request.contentLength > MAX_BODY_BYTES) return this.#fail(413);
     if (request.contentLength > 0) {
       // A client that waits for permission to send the body gets it.
@@ -189,7 +239,30 @@ export class HttpHandler extends AsyncChat {
     return latin1.decode(joined);
   }
 
+  #startRequest(): void {
+    const seconds = this.#requestTimeout;
+    if (seconds !== null && this.#requestTimer === null) {
+      this.#requestTimer = this.call_later(seconds, () => this.#fail(408));
+    }
+  }
+
+  #endRequest(): void {
+    this.#requestTimer?.cancel();
+    this.#requestTimer = null;
+  }
+
+  /**
+   * Called after {@linkcode IDLE_TIMEOUT} seconds without a byte received
+   * or sent: answers 408 if a request was under way, then closes.
+   */
+  override handle_timeout(): void {
+    if (this.#done) return this.close();
+    if (this.#headSize > 0 || this.#request !== null) return this.#fail(408);
+    this.close();
+  }
+
   #respond(request: RequestHead): void {
+    this.#endRequest();
     const { method } = request;
     if (method !== "GET" && method !== "HEAD") {
       this.push(statusResponse(405, request, ALLOW));
@@ -225,6 +298,7 @@ export class HttpHandler extends AsyncChat {
   // response before the client reads it), and the channel closes once the
   // queued responses are handed to the connection.
   #finish(): void {
+    this.#endRequest();
     this.#done = true;
     this.#head = [];
     this.set_terminator(null);
@@ -246,6 +320,8 @@ export class HttpHandler extends AsyncChat {
 export class HttpServer extends Dispatcher {
   /** The served directory's real path. */
   readonly root: string;
+  /** The timeouts each connection gets. */
+  readonly timeouts: HttpTimeouts;
 
   /**
    * Binds and listens at once (port 0 picks a free port).
@@ -253,6 +329,7 @@ export class HttpServer extends Dispatcher {
    * @param host The address to listen on, IPv4 or IPv6.
    * @param port The port; 0 for any free port.
    * @param root The served directory's real path.
+   * @param timeouts Request and idle timeouts in seconds.
    * @throws {Deno.errors.AddrInUse} If the address is taken.
    *
    * @example Serve a directory over fetch()
@@ -277,9 +354,15 @@ export class HttpServer extends Dispatcher {
    * Deno.removeSync(root, { recursive: true });
    * ```
    */
-  constructor(host: string, port: number, root: string) {
+  constructor(
+    host: string,
+    port: number,
+    root: string,
+    timeouts: HttpTimeouts = {},
+  ) {
     super();
     this.root = root;
+    this.timeouts = timeouts;
     this.create_socket(host.includes(":") ? AF_INET6 : AF_INET);
     this.set_reuse_addr();
     this.bind([host, port]);
@@ -292,21 +375,53 @@ export class HttpServer extends Dispatcher {
    * @param sock The accepted connection.
    */
   override handle_accepted(sock: Deno.Conn): void {
-    new HttpHandler(sock, this.root);
+    new HttpHandler(sock, this.root, null, this.timeouts);
   }
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: http_server.ts [PORT] [DIR] [HOST]`);
+  console.error(
+    `${message}\nusage: http_server.ts [PORT] [DIR] [HOST] [--request-timeout SECONDS] [--idle-timeout SECONDS]`,
+  );
   Deno.exit(2);
 }
 
-if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 8000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    usage(`bad port "${Deno.args[0]}"`);
+// A timeout flag: seconds, 0 for none, absent for the default.
+function seconds(value: string | undefined, name: string): number | null {
+  if (value === undefined) {
+    return name === "idle" ? IDLE_TIMEOUT : REQUEST_TIMEOUT;
   }
-  const dir = Deno.args[1] ?? ".";
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
+    usage(`bad --${name}-timeout "${value}"`);
+  }
+  return n === 0 ? null : n;
+}
+
+if (import.meta.main) {
+  let args;
+  try {
+    args = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        "request-timeout": { type: "string" },
+        "idle-timeout": { type: "string" },
+      },
+    });
+  } catch (error) {
+    usage((error as Error).message);
+  }
+  const { values, positionals } = args;
+  const timeouts = {
+    request: seconds(values["request-timeout"], "request"),
+    idle: seconds(values["idle-timeout"], "idle"),
+  };
+  const port = Number(positionals[0] ?? 8000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    usage(`bad port "${positionals[0]}"`);
+  }
+  const dir = positionals[1] ?? ".";
   let root: string;
   try {
     root = Deno.realPathSync(dir);
@@ -314,8 +429,8 @@ if (import.meta.main) {
   } catch (error) {
     usage(`cannot serve "${dir}": ${(error as Error).message}`);
   }
-  const host = Deno.args[2] ?? "127.0.0.1";
-  const server = new HttpServer(host, port, root);
+  const host = positionals[2] ?? "127.0.0.1";
+  const server = new HttpServer(host, port, root, timeouts);
   const [boundHost, boundPort] = server.getsockname() as [string, number];
   console.log(`listening on ${boundHost}:${boundPort}`);
   const stop = new AbortController();

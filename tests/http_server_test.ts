@@ -60,9 +60,12 @@ interface Server {
   stop(): Promise<string>;
 }
 
-async function startServer(root: string): Promise<Server> {
+async function startServer(
+  root: string,
+  flags: string[] = [],
+): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER, "0", root],
+    args: ["run", "-A", SERVER, "0", root, ...flags],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -102,9 +105,10 @@ async function startServer(root: string): Promise<Server> {
 /** Runs `body` against a fresh site and server; the server must log nothing. */
 async function withServer(
   body: (server: Server, site: Site) => Promise<void>,
+  flags: string[] = [],
 ): Promise<void> {
   const site = await makeSite();
-  const server = await startServer(site.root);
+  const server = await startServer(site.root, flags);
   try {
     await body(server, site);
   } finally {
@@ -235,6 +239,52 @@ function get(path: string, extra = ""): string {
 }
 
 // ---- raw sockets
+
+Deno.test("the HTTP server answers 408 and closes when a request does not arrive in time", async (t) => {
+  const flags = ["--request-timeout", "0.3", "--idle-timeout", "60"];
+  await t.step("a head sent a byte at a time (slowloris)", async () => {
+    await withServer(async ({ port }) => {
+      using client = await RawClient.open(port);
+      await client.send("GET /hello.txt HTTP/1.1\r\nHost: test\r\n");
+      let answered = false;
+      // Each byte is a sign of life, so only the request timeout ends it.
+      const dribble = (async () => {
+        while (!answered) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          if (!answered) await client.send("X").catch(() => {});
+        }
+      })();
+      try {
+        const reply = await client.reply();
+        assert.equal(reply.status, 408);
+        assert.equal(reply.headers.get("connection"), "close");
+      } finally {
+        answered = true;
+        await dribble;
+      }
+      assert.equal(await client.closed(), true);
+    }, flags);
+  });
+  await t.step("a request line that never ends", async () => {
+    await withServer(async ({ port }) => {
+      using client = await RawClient.open(port);
+      await client.send("GET /hello.txt");
+      assert.equal((await client.reply()).status, 408);
+      assert.equal(await client.closed(), true);
+    }, flags);
+  });
+});
+
+Deno.test("the HTTP server closes a keep-alive connection left idle", async () => {
+  await withServer(async ({ port }) => {
+    using client = await RawClient.open(port);
+    await client.send(get("/hello.txt"));
+    const reply = await client.reply();
+    assert.equal(reply.status, 200);
+    assert.equal(reply.headers.get("connection"), undefined); // kept open
+    assert.equal(await client.closed(), true);
+  }, ["--idle-timeout", "0.2"]);
+});
 
 Deno.test("the HTTP server answers pipelined requests in order on one connection", async () => {
   await withServer(async ({ port }) => {
