@@ -5,12 +5,13 @@
  *
  *     deno run -A examples/smtpd.ts [--host H] [--port P] [--maildir DIR]
  *                                   [--size-limit BYTES] [--smtputf8]
- *                                   [--grace SECONDS]
+ *                                   [--grace SECONDS] [--timeout SECONDS]
  *                                   [--tls-cert PEM --tls-key PEM]
  *
  * HOST defaults to 127.0.0.1, PORT to 8025 (0 picks a free port), the size
- * limit to 33554432 bytes (0: none). Prints `listening on HOST:PORT` once
- * bound. With a certificate and its key, EHLO offers STARTTLS (RFC 3207).
+ * limit to 33554432 bytes (0: none). A client silent for `--timeout`
+ * seconds (default 300, RFC 5321's minimum; 0: none) gets `421` and is
+ * disconnected. Prints `listening on HOST:PORT` once bound. With a certificate and its key, EHLO offers STARTTLS (RFC 3207).
  * SIGINT or SIGTERM stops accepting, lets messages being received
  * finish for up to `--grace` seconds (default 10), answers every other
  * session `421`, then exits with status 0: a message is stored only if its
@@ -26,10 +27,11 @@ import {
   DebuggingServer,
   MaildirServer,
   type SMTPServer,
+  TIMEOUT_DEFAULT,
 } from "./smtpd/mod.ts";
 
 const USAGE =
-  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--tls-cert PEM --tls-key PEM]";
+  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--timeout SECONDS] [--tls-cert PEM --tls-key PEM]";
 /** Seconds the replies of a shutdown may take to be written. */
 const FLUSH_LIMIT = 5;
 
@@ -63,6 +65,14 @@ async function readTls(
   };
 }
 
+function seconds(value: string): number | null {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
+    fail(`--timeout "${value}" is not a number of seconds`);
+  }
+  return n === 0 ? null : n;
+}
+
 if (import.meta.main) {
   let values;
   try {
@@ -77,6 +87,7 @@ if (import.meta.main) {
         grace: { type: "string", default: "10" },
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
+        timeout: { type: "string", default: String(TIMEOUT_DEFAULT) },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -95,6 +106,7 @@ if (import.meta.main) {
     ),
     enable_SMTPUTF8: values.smtputf8,
     tls: await readTls(values["tls-cert"], values["tls-key"]),
+    timeout: seconds(values.timeout),
   };
   const address: [string, number] = [
     values.host,

@@ -898,6 +898,14 @@ Deno.test("SMTPServer rejects options that cannot work", () => {
     () => new Recorder(["127.0.0.1", 0], { data_size_limit: "1" as never }),
     TypeError,
   );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { timeout: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { timeout: "300" as never }),
+    TypeError,
+  );
   close_all();
 });
 
@@ -1950,11 +1958,47 @@ Deno.test("smtpd.ts exits with status 0 on SIGINT, telling an idle client 421", 
   assert.equal(code, 0);
 });
 
+Deno.test("smtpd.ts answers 421 to a client silent for --timeout, in a command or in DATA", async (t) => {
+  const silences: [string, string[]][] = [
+    ["after the greeting", []],
+    ["in DATA", [
+      "EHLO quiet\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nhalf a line",
+    ]],
+  ];
+  for (const [name, writes] of silences) {
+    await t.step(name, async () => {
+      await withSmtpd(["--timeout", "0.2"], async (port) => {
+        const client = await RawClient.open(port);
+        // Without the timeout the server would wait forever: the guard
+        // closes the client after 10 s, failing the reads below.
+        let expired = false;
+        const guard = setTimeout(() => {
+          expired = true;
+          client.close();
+        }, 10_000);
+        try {
+          assert.match((await client.reply())[0]!, /^220 /);
+          for (const data of writes) await client.write(data);
+          let reply = await client.reply();
+          // Replies to the commands before the silence come first.
+          while (!reply[0]!.startsWith("421")) reply = await client.reply();
+          assert.match(reply[0]!, /^421 \S+ Error: timeout exceeded$/);
+          assert.ok(await client.atEof());
+        } finally {
+          clearTimeout(guard);
+          if (!expired) client.close();
+        }
+      });
+    });
+  }
+});
+
 Deno.test("smtpd.ts rejects bad arguments with its usage", async (t) => {
   for (
     const args of [
       ["--port", "70000"],
       ["--size-limit", "-1"],
+      ["--timeout", "-1"],
       [
         "--maildir",
         SCRIPT, // a file: no Maildir can be made there,

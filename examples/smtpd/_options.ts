@@ -5,7 +5,7 @@ import type { SMTPChannelOptions } from "./channel.ts";
 /**
  * Throws if `options` cannot work: a TypeError for a wrong type or for both
  * `decode_data` and `enable_SMTPUTF8`, a RangeError for a negative or
- * fractional `data_size_limit`.
+ * fractional `data_size_limit` or a `timeout` that is not positive.
  */
 export function checkSMTPOptions(
   options: SMTPChannelOptions,
@@ -27,6 +27,19 @@ export function checkSMTPOptions(
     throw new TypeError(
       `Cannot ${action}: tls needs a PEM "cert" and "key" as strings`,
     );
+  }
+  const timeout = options.timeout;
+  if (timeout !== undefined && timeout !== null) {
+    if (typeof timeout !== "number") {
+      throw new TypeError(
+        `Cannot ${action}: timeout must be a number, got ${typeof timeout}`,
+      );
+    }
+    if (!(timeout > 0 && Number.isFinite(timeout))) {
+      throw new RangeError(
+        `Cannot ${action}: timeout "${timeout}" is not a positive number`,
+      );
+    }
   }
   const limit = options.data_size_limit;
   if (limit === undefined || limit === null) return;

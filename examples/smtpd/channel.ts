@@ -28,6 +28,12 @@ export const DATA_SIZE_DEFAULT = 33554432;
 /** The software name the `220` greeting ends with (Python's `__version__`). */
 export const SMTPD_VERSION = "asyncore SMTP server version 0.1";
 
+/**
+ * Seconds a channel waits for the client by default: RFC 5321 §4.5.3.2.7
+ * asks a server to wait at least 5 minutes for the next command.
+ */
+export const TIMEOUT_DEFAULT = 300;
+
 /** Options of {@linkcode SMTPChannel}; the server passes its own on. */
 export interface SMTPChannelOptions {
   /**
@@ -63,6 +69,13 @@ export interface SMTPChannelOptions {
    * @default {null}
    */
   tls?: TlsServerOptions | null;
+  /**
+   * Seconds without a byte from or to the client after which the channel
+   * replies `421` and closes (RFC 5321 §4.5.3.2); `null` for never.
+   *
+   * @default {TIMEOUT_DEFAULT}
+   */
+  timeout?: number | null;
 }
 
 const CRLF = new Uint8Array([13, 10]);
@@ -187,7 +200,7 @@ export class SMTPChannel extends AsyncChat {
   #lineHead = -1;
   // Set from the final dot until process_message() settles.
   #delivering = false;
-  // Set once the 421 of a shutdown is queued: nothing more is answered.
+  // Set once a 421 (shutdown or timeout) is queued: nothing more is answered.
   #ending = false;
 
   /**
@@ -196,9 +209,10 @@ export class SMTPChannel extends AsyncChat {
    *
    * @param server The server whose `process_message()` gets the messages.
    * @param conn The accepted connection.
-   * @param options Size limit, map, SMTPUTF8 and decode_data.
+   * @param options Size limit, map, SMTPUTF8, decode_data and timeout.
    * @throws {TypeError} If `decode_data` and `enable_SMTPUTF8` are both set.
-   * @throws {RangeError} If `data_size_limit` is not a non-negative integer.
+   * @throws {RangeError} If `data_size_limit` is not a non-negative integer,
+   * or `timeout` not a positive number.
    */
   constructor(
     server: SMTPServer,
@@ -226,7 +240,25 @@ export class SMTPChannel extends AsyncChat {
       if (error instanceof Deno.errors.NotConnected) return;
       throw error;
     }
+    this.timeout = options.timeout === undefined
+      ? TIMEOUT_DEFAULT
+      : options.timeout;
     this.push(`220 ${this.fqdn} ${SMTPD_VERSION}`);
+  }
+
+  /**
+   * Called once the client has been silent for
+   * {@linkcode SMTPChannel.timeout} seconds, in a command or in DATA:
+   * replies `421 <fqdn> Error: timeout exceeded` and closes once that is
+   * sent (or at the next timeout, if the client does not read it). A
+   * message being stored is not cut short: its reply still comes first.
+   */
+  override handle_timeout(): void {
+    if (this.#delivering) return;
+    if (this.#ending) return this.close();
+    this.#ending = true;
+    this.push(`421 ${this.fqdn} Error: timeout exceeded`);
+    this.close_when_done();
   }
 
   /**

@@ -19,6 +19,7 @@ import {
   DATA_SIZE_DEFAULT,
   SMTPChannel,
   type SMTPChannelOptions,
+  TIMEOUT_DEFAULT,
 } from "./channel.ts";
 import { checkSMTPOptions } from "./_options.ts";
 
@@ -115,12 +116,15 @@ export class SMTPServer extends Dispatcher {
   /** The certificate and key channels offer STARTTLS with, or `null`. */
   readonly tls: TlsServerOptions | null;
   #map: SocketMap | null;
+  // The channels' timeout (the server's own `timeout` is the listener's).
+  #timeout: number | null;
 
   /**
    * Binds `localaddr` (port 0 picks a free port) and listens.
    *
    * @param localaddr `[host, port]`, or a Unix socket path.
-   * @param options Size limit, map, SMTPUTF8 and decode_data.
+   * @param options Size limit, map, SMTPUTF8, decode_data and the channels'
+   * inactivity timeout.
    * @throws {TypeError} If an option has the wrong type, or `decode_data`
    * and `enable_SMTPUTF8` are both set.
    * @throws {RangeError} If `data_size_limit` is not a non-negative integer.
@@ -137,6 +141,9 @@ export class SMTPServer extends Dispatcher {
     this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
     this.decode_data = options.decode_data ?? false;
     this.tls = options.tls ?? null;
+    this.#timeout = options.timeout === undefined
+      ? TIMEOUT_DEFAULT
+      : options.timeout;
     try {
       this.create_socket(familyOf(localaddr));
       this.set_reuse_addr();
@@ -161,6 +168,7 @@ export class SMTPServer extends Dispatcher {
       enable_SMTPUTF8: this.enable_SMTPUTF8,
       decode_data: this.decode_data,
       tls: this.tls,
+      timeout: this.#timeout,
     });
   }
 
