@@ -2,7 +2,7 @@
  * A line-based chat room on `AsyncChat`, the classic asynchat example: every
  * line a client sends goes to everyone else as `name: text`.
  *
- *     deno run -A examples/chat_server.ts [PORT] [HOST]
+ *     deno run -A examples/chat_server.ts [PORT] [HOST] [--idle-timeout SECONDS]
  *
  * PORT defaults to 8008 (0 picks a free port), HOST to 127.0.0.1. Prints
  * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
@@ -14,6 +14,8 @@
  * A member who does not read what the room sends is dropped once more than
  * {@linkcode MAX_QUEUE} bytes wait for them, and the room is told: one
  * stalled client can neither exhaust the server's memory nor hold the room.
+ * A member who sends no line for {@linkcode IDLE_TIMEOUT} seconds (or
+ * `--idle-timeout`; 0: never) is dropped too, and the room is told.
  *
  * The classes are exported, so the room can be reused:
  *
@@ -29,12 +31,14 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import {
   AsyncChat,
   close_all,
   Dispatcher,
   familyOf,
   loop,
+  type TimerHandle,
 } from "@asyncore/asyncore";
 
 const encoder = new TextEncoder();
@@ -44,6 +48,8 @@ const decoder = new TextDecoder();
 export const MAX_LINE = 4096;
 /** Bytes queued for one member above which the member is dropped. */
 export const MAX_QUEUE = 1024 * 1024;
+/** Seconds without a line from a member before the member is dropped. */
+export const IDLE_TIMEOUT = 30 * 60;
 /** What a name may look like: 1 to 32 letters, digits, `_`, `-` or `.`. */
 const NAME = /^[\p{L}\p{N}_.-]{1,32}$/u;
 
@@ -58,6 +64,8 @@ export class ChatSession extends AsyncChat {
   readonly server: ChatServer;
   #size = 0;
   #tooLong = false;
+  // Restarted by every line the member sends.
+  #idle: TimerHandle | null = null;
 
   /**
    * Wraps an accepted connection and joins the room.
@@ -72,6 +80,13 @@ export class ChatSession extends AsyncChat {
     this.set_terminator("\n");
     this.say(`welcome, ${this.name} (/nick NAME to rename, /quit to leave)`);
     server.join(this);
+    const seconds = server.idleTimeout;
+    if (seconds !== null) {
+      this.#idle = this.call_later(
+        seconds,
+        () => server.drop(this, `idle for ${seconds} s`),
+      );
+    }
   }
 
   /** Sends one line to this client. */
@@ -103,6 +118,7 @@ export class ChatSession extends AsyncChat {
   override found_terminator(): void {
     const line = decoder.decode(this._get_data()).replace(/\r$/, "");
     this.#size = 0;
+    this.#idle?.reset();
     // After /quit, whatever else the client sends is ignored.
     if (!this.server.sessions.has(this)) return;
     if (this.#tooLong) {
@@ -151,6 +167,8 @@ export class ChatSession extends AsyncChat {
 export class ChatServer extends Dispatcher {
   /** Everyone in the room, in order of arrival. */
   readonly sessions: Set<ChatSession> = new Set();
+  /** Seconds without a line before a member is dropped; `null`: never. */
+  readonly idleTimeout: number | null;
   #guests = 0;
 
   /**
@@ -158,9 +176,15 @@ export class ChatServer extends Dispatcher {
    *
    * @param host The address to bind.
    * @param port The port to bind.
+   * @param idleTimeout Seconds without a line before a member is dropped.
    */
-  constructor(host: string, port: number) {
+  constructor(
+    host: string,
+    port: number,
+    idleTimeout: number | null = IDLE_TIMEOUT,
+  ) {
     super();
+    this.idleTimeout = idleTimeout;
     this.create_socket(familyOf([host, port]));
     this.set_reuse_addr();
     this.bind([host, port]);
@@ -198,15 +222,16 @@ export class ChatServer extends Dispatcher {
     }
   }
 
-  /** Closes a member who does not read, and tells the room. */
-  drop(session: ChatSession): void {
+  /** Closes a member who does not read (or is idle), and tells the room. */
+  drop(
+    session: ChatSession,
+    reason: string = `over ${MAX_QUEUE} bytes unread`,
+  ): void {
     if (!this.sessions.delete(session)) return;
     // What is queued would wait for a reader that never comes.
     session.discard_buffers();
     session.close();
-    this.broadcast(
-      `* ${session.name} was dropped (over ${MAX_QUEUE} bytes unread)`,
-    );
+    this.broadcast(`* ${session.name} was dropped (${reason})`);
   }
 
   /** Sends `line` to everyone in the room but `except`. */
@@ -218,14 +243,31 @@ export class ChatServer extends Dispatcher {
   }
 }
 
+function usage(): never {
+  console.error("usage: chat_server.ts [PORT] [HOST] [--idle-timeout SECONDS]");
+  Deno.exit(2);
+}
+
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 8008);
-  const host = Deno.args[1] ?? "127.0.0.1";
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error("usage: chat_server.ts [PORT] [HOST]");
-    Deno.exit(2);
+  let args;
+  try {
+    args = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { "idle-timeout": { type: "string" } },
+    });
+  } catch {
+    usage();
   }
-  const server = new ChatServer(host, port);
+  const { values, positionals } = args;
+  const port = Number(positionals[0] ?? 8008);
+  const host = positionals[1] ?? "127.0.0.1";
+  const idle = Number(values["idle-timeout"] ?? IDLE_TIMEOUT);
+  if (
+    !Number.isInteger(port) || port < 0 || port > 65535 ||
+    !Number.isFinite(idle) || idle < 0
+  ) usage();
+  const server = new ChatServer(host, port, idle === 0 ? null : idle);
   const [boundHost, boundPort] = server.getsockname() as [string, number];
   console.log(`listening on ${boundHost}:${boundPort}`);
   const stop = new AbortController();

@@ -81,9 +81,9 @@ interface Server {
   stop(): Promise<void>;
 }
 
-async function startServer(): Promise<Server> {
+async function startServer(flags: string[] = []): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", SERVER, "0"],
+    args: ["run", "-A", SERVER, "0", ...flags],
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -220,6 +220,26 @@ Deno.test("examples/chat_server.ts drops a member who does not read, and tells t
     // The room goes on.
     await talker.send("after\n");
     assert.equal(await reader.line(), "guest3: after");
+  } finally {
+    for (const client of clients) client.close();
+    await server.stop();
+  }
+});
+
+Deno.test("examples/chat_server.ts drops a member who sends nothing for --idle-timeout, and tells the room", async () => {
+  const server = await startServer(["--idle-timeout", "0.3"]);
+  const clients: Client[] = [];
+  try {
+    // guest1 joins first, so its timeout comes first; guest2 reads.
+    const idle = await Client.connect(server.port);
+    clients.push(idle);
+    assert.match((await idle.line())!, /^welcome, guest1 /);
+    const reader = await Client.connect(server.port);
+    clients.push(reader);
+    assert.match((await reader.line())!, /^welcome, guest2 /);
+    assert.equal(await reader.line(), "* guest1 was dropped (idle for 0.3 s)");
+    // The idle client is disconnected.
+    while (await idle.line() !== null);
   } finally {
     for (const client of clients) client.close();
     await server.stop();
