@@ -300,9 +300,10 @@ function takeExit(waker: Waker): void {
 
 /**
  * One pass of the loop, as `select()` drives it in Python: waits up to
- * `timeout` seconds until some channel is ready, then calls
- * `handle_read_event()` on each read-ready channel and `handle_write_event()`
- * on each write-ready one. Returns at once when `map` is empty.
+ * `timeout` seconds (or until the next timer's deadline) until some channel
+ * is ready, then runs the timers that are due, calls `handle_read_event()` on
+ * each read-ready channel and `handle_write_event()` on each write-ready
+ * one. Returns at once when `map` is empty and has no timer.
  *
  * @example Poll an empty map
  * ```ts
@@ -424,15 +425,18 @@ export interface LoopOptions {
    * @default {socket_map}
    */
   map?: SocketMap;
-  /** Stop after this many passes; without it, run until `map` is empty. */
+  /**
+   * Stop after this many passes; without it, run until `map` is empty and
+   * has no pending timer.
+   */
   count?: number;
   /** Stop (resolving, not rejecting) once this signal aborts. */
   signal?: AbortSignal;
 }
 
 /**
- * Runs passes of {@linkcode poll} until the map is empty, `count` passes are
- * done, or `signal` aborts. Rejects with {@linkcode ExitNow} (or an error a
+ * Runs passes of {@linkcode poll} until the map is empty and no timer is
+ * pending on it, `count` passes are done, or `signal` aborts. Rejects with {@linkcode ExitNow} (or an error a
  * `handle_error()` threw) when a handler raises it.
  *
  * @example Serve until aborted
@@ -479,7 +483,8 @@ export function loop(options?: LoopOptions): Promise<void>;
  * bound. Default 30.
  * @param use_poll Dispatch through {@linkcode poll2}. Default `false`.
  * @param map The socket map to serve. Default {@linkcode socket_map}.
- * @param count Stop after this many passes. Default: run until `map` is empty.
+ * @param count Stop after this many passes. Default: run until `map` is
+ * empty and has no pending timer.
  * @returns A promise that settles when the loop stops.
  * @throws {ExitNow} If a handler throws it.
  * @throws {TypeError} If an argument has the wrong type.

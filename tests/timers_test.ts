@@ -279,6 +279,8 @@ Deno.test("Dispatcher.timeout closes an idle connection and spares one that rece
 
   // Default handle_timeout(): warns, then handle_close().
   const idle = new Recorder(idleConn, map);
+  const logged: string[] = [];
+  idle.log_info = (message, type) => void logged.push(`${type}: ${message}`);
   idle.timeout = 0.05;
   assert.equal(idle.timeout, 0.05);
 
@@ -297,6 +299,7 @@ Deno.test("Dispatcher.timeout closes an idle connection and spares one that rece
   let observed = false;
   call_later(0.6, () => void (observed = true), { map });
   await loopUntil(() => idle.closed && observed, { map });
+  assert.deepEqual(logged, ["warning: unhandled timeout event"]);
   assert.equal(receiver.timeouts, 0);
   assert.equal(sender.timeouts, 0);
 
