@@ -2,11 +2,12 @@
  * An echo server: Python's asyncore documentation example, ported line by
  * line onto `DispatcherWithSend`.
  *
- *     deno run -A examples/echo_server.ts [PORT] [HOST]
+ *     deno run -A examples/echo_server.ts [--workers N] [PORT] [HOST]
  *
  * PORT defaults to 8007 (0 picks a free port), HOST to 127.0.0.1. Prints
  * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
- * and exits.
+ * and exits. `--workers N` runs N processes (one per core) that share the
+ * port, each with its own loop; it prints their ids on a second line.
  *
  * Backpressure, the asyncore way: a handler stops reading (`readable()` is
  * false) while more than {@linkcode HIGH_WATER} bytes wait to be written to
@@ -22,6 +23,7 @@ import {
   DispatcherWithSend,
   loop,
 } from "@asyncore/asyncore";
+import { poolArgs, runPool, sharedListener } from "./_workers.ts";
 
 /** Pending output above which a handler stops reading from its client. */
 export const HIGH_WATER = 1024 * 1024;
@@ -45,10 +47,18 @@ export class EchoHandler extends DispatcherWithSend {
   }
 }
 
-/** Listens and starts an {@linkcode EchoHandler} per client. */
+/**
+ * Listens (or takes a `listener` already bound) and starts an
+ * {@linkcode EchoHandler} per client.
+ */
 export class EchoServer extends Dispatcher {
-  constructor(host: string, port: number) {
-    super();
+  constructor(
+    host: string,
+    port: number,
+    listener: Deno.Listener | null = null,
+  ) {
+    super(listener);
+    if (listener !== null) return;
     this.create_socket();
     this.set_reuse_addr();
     this.bind([host, port]);
@@ -61,9 +71,13 @@ export class EchoServer extends Dispatcher {
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 8007);
-  const host = Deno.args[1] ?? "127.0.0.1";
-  const server = new EchoServer(host, port);
+  const { workers, workerPort, args } = poolArgs(Deno.args);
+  const port = Number(args[0] ?? 8007);
+  const host = args[1] ?? "127.0.0.1";
+  if (workers > 1) await runPool(import.meta.url, args, workers, port);
+  const server = workerPort === null
+    ? new EchoServer(host, port)
+    : new EchoServer(host, port, sharedListener(host, workerPort));
   const [boundHost, boundPort] = server.getsockname() as [string, number];
   console.log(`listening on ${boundHost}:${boundPort}`);
   const stop = new AbortController();

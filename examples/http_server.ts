@@ -6,12 +6,14 @@
  * ends the head), then a numeric terminator for a body announced by
  * `Content-Length`.
  *
- *     deno run -A examples/http_server.ts [PORT] [DIR] [HOST]
+ *     deno run -A examples/http_server.ts [--workers N] [PORT] [DIR] [HOST]
  *         [--request-timeout SECONDS] [--idle-timeout SECONDS]
  *
  * PORT defaults to 8000 (0 picks a free port), DIR to the current directory,
  * HOST to 127.0.0.1. Prints `listening on HOST:PORT` once bound; SIGINT or
- * SIGTERM closes every channel and exits 0.
+ * SIGTERM closes every channel and exits 0. `--workers N` runs N processes
+ * (one per core) that share the port, each with its own loop; it prints
+ * their ids on a second line.
  *
  * Timeouts (0 turns one off): a request must arrive whole, head and body,
  * within {@linkcode REQUEST_TIMEOUT} seconds of its first byte, or it gets
@@ -58,6 +60,12 @@ import {
   statusResponse,
   WholeFileProducer,
 } from "./_http.ts";
+import {
+  type PoolArgs,
+  poolArgs,
+  runPool,
+  sharedListener,
+} from "./_workers.ts";
 
 // Head lines end in LF (a CR before it is stripped by the parser).
 const LINE_END = "\n";
@@ -359,10 +367,12 @@ export class HttpServer extends Dispatcher {
     port: number,
     root: string,
     timeouts: HttpTimeouts = {},
+    listener: Deno.Listener | null = null,
   ) {
-    super();
+    super(listener);
     this.root = root;
     this.timeouts = timeouts;
+    if (listener !== null) return;
     this.create_socket(host.includes(":") ? AF_INET6 : AF_INET);
     this.set_reuse_addr();
     this.bind([host, port]);
@@ -381,7 +391,7 @@ export class HttpServer extends Dispatcher {
 
 function usage(message: string): never {
   console.error(
-    `${message}\nusage: http_server.ts [PORT] [DIR] [HOST] [--request-timeout SECONDS] [--idle-timeout SECONDS]`,
+    `${message}\nusage: http_server.ts [--workers N] [PORT] [DIR] [HOST] [--request-timeout SECONDS] [--idle-timeout SECONDS]`,
   );
   Deno.exit(2);
 }
@@ -399,10 +409,12 @@ function seconds(value: string | undefined, name: string): number | null {
 }
 
 if (import.meta.main) {
+  let pool: PoolArgs;
   let args;
   try {
+    pool = poolArgs(Deno.args);
     args = parseArgs({
-      args: Deno.args,
+      args: pool.args,
       allowPositionals: true,
       options: {
         "request-timeout": { type: "string" },
@@ -413,6 +425,7 @@ if (import.meta.main) {
     usage((error as Error).message);
   }
   const { values, positionals } = args;
+  const { workers, workerPort } = pool;
   const timeouts = {
     request: seconds(values["request-timeout"], "request"),
     idle: seconds(values["idle-timeout"], "idle"),
@@ -430,7 +443,14 @@ if (import.meta.main) {
     usage(`cannot serve "${dir}": ${(error as Error).message}`);
   }
   const host = positionals[2] ?? "127.0.0.1";
-  const server = new HttpServer(host, port, root, timeouts);
+  if (workers > 1) await runPool(import.meta.url, pool.args, workers, port);
+  const server = new HttpServer(
+    host,
+    port,
+    root,
+    timeouts,
+    workerPort === null ? null : sharedListener(host, workerPort),
+  );
   const [boundHost, boundPort] = server.getsockname() as [string, number];
   console.log(`listening on ${boundHost}:${boundPort}`);
   const stop = new AbortController();

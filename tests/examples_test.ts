@@ -62,15 +62,32 @@ class Server implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   #status: Promise<Deno.CommandStatus> | null = null;
+  /** Output read past the first line. */
+  #text: string;
 
   constructor(
     child: Deno.ChildProcess,
     reader: ReadableStreamDefaultReader<Uint8Array>,
     port: number,
+    rest = "",
   ) {
     this.#child = child;
     this.#reader = reader;
     this.port = port;
+    this.#text = rest;
+  }
+
+  /** The next line of output, or `null` at its end. */
+  async line(): Promise<string | null> {
+    while (!this.#text.includes("\n")) {
+      const { done, value } = await this.#reader.read();
+      if (done) return null;
+      this.#text += decoder.decode(value, { stream: true });
+    }
+    const newline = this.#text.indexOf("\n");
+    const line = this.#text.slice(0, newline);
+    this.#text = this.#text.slice(newline + 1);
+    return line;
   }
 
   static async start(command: string, args: string[]): Promise<Server> {
@@ -88,8 +105,9 @@ class Server implements AsyncDisposable {
       if (done) break;
       first += decoder.decode(value, { stream: true });
     }
-    const port = Number(/(\d+)\s*$/.exec(first.split("\n")[0]!)?.[1]);
-    const server = new Server(child, reader, port);
+    const newline = first.indexOf("\n");
+    const port = Number(/(\d+)\s*$/.exec(first.slice(0, newline))?.[1]);
+    const server = new Server(child, reader, port, first.slice(newline + 1));
     if (!(port > 0)) {
       await server.stop();
       throw new Error(`Cannot start server: its first line was "${first}"`);
@@ -260,6 +278,106 @@ Deno.test("http_client.ts exits with 1 when the connection is refused", async ()
   assert.equal(code, 1);
   assert.equal(stdout.length, 0);
   assert.match(stderr, /^http_client: cannot connect to 127\.0\.0\.1:\d+: /);
+});
+
+/** The ids of the processes holding an established TCP socket on `port`. */
+async function servingProcesses(
+  pids: number[],
+  port: number,
+): Promise<number[]> {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const lines = (await Deno.readTextFile(table)).trim().split("\n").slice(1);
+    for (const line of lines) {
+      const fields = line.trim().split(/\s+/);
+      const local = parseInt(fields[1]!.split(":")[1]!, 16);
+      if (local === port && fields[3] === "01") inodes.add(fields[9]!);
+    }
+  }
+  const serving: number[] = [];
+  for (const pid of pids) {
+    for await (const fd of Deno.readDir(`/proc/${pid}/fd`)) {
+      const target = await Deno.readLink(`/proc/${pid}/fd/${fd.name}`).catch(
+        () => "",
+      );
+      if (inodes.has(/^socket:\[(\d+)\]$/.exec(target)?.[1] ?? "")) {
+        serving.push(pid);
+        break;
+      }
+    }
+  }
+  return serving;
+}
+
+/** Sends `message` and reads it back. */
+async function echo(conn: Deno.Conn, message: Uint8Array): Promise<Uint8Array> {
+  await conn.write(message);
+  const reply = new Uint8Array(message.length);
+  for (let got = 0; got < reply.length;) {
+    const n = await conn.read(reply.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  return reply;
+}
+
+Deno.test({
+  name:
+    "echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve",
+  ignore: Deno.build.os !== "linux",
+  async fn(t) {
+    for (
+      const [name, extra] of [["echo_server.ts", []], ["http_server.ts", [
+        ".",
+        "127.0.0.1",
+      ]]] as const
+    ) {
+      await t.step(name, async () => {
+        await using server = await Server.start(Deno.execPath(), [
+          "run",
+          "-A",
+          example(name),
+          "--workers",
+          "2",
+          "0",
+          ...extra,
+        ]);
+        const pids = (await server.line())!.replace("workers: ", "").split(" ")
+          .map(Number);
+        assert.equal(pids.length, 2);
+        // SO_REUSEPORT spreads connections by a hash of their addresses: 32
+        // of them all landing in one process has odds of 2^-31.
+        const conns = await Promise.all(
+          Array.from(
+            { length: 32 },
+            () => Deno.connect({ hostname: "127.0.0.1", port: server.port }),
+          ),
+        );
+        try {
+          for (const conn of conns) {
+            if (name === "echo_server.ts") {
+              const message = encoder.encode("Norwegian Blue\n");
+              assert.deepEqual(await echo(conn, message), message);
+            } else {
+              const reply = await echo(
+                conn,
+                encoder.encode("HEAD /README.md HTTP/1.1\r\nHost: x\r\n\r\n"),
+              );
+              assert.match(decoder.decode(reply), /^HTTP\/1\.1 200 OK/);
+            }
+          }
+          assert.deepEqual(await servingProcesses(pids, server.port), pids);
+        } finally {
+          for (const conn of conns) conn.close();
+        }
+        const status = await server.stop("SIGTERM");
+        assert.equal(status.code, 0);
+        for (const pid of pids) {
+          await assert.rejects(Deno.stat(`/proc/${pid}`), Deno.errors.NotFound);
+        }
+      });
+    }
+  },
 });
 
 Deno.test("echo_server.ts echoes a raw client and exits with 0 on SIGTERM", async () => {
