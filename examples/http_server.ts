@@ -338,6 +338,8 @@ export class HttpServer extends Dispatcher {
    * @param port The port; 0 for any free port.
    * @param root The served directory's real path.
    * @param timeouts Request and idle timeouts in seconds.
+   * @param listener A listener bound already (a `--workers` process's shared
+   * port); then `host` and `port` are not bound again.
    * @throws {Deno.errors.AddrInUse} If the address is taken.
    *
    * @example Serve a directory over fetch()
