@@ -142,8 +142,11 @@ export class Channel<O = unknown> implements Queued {
   /** The most recent fatal error (sticky for streams, one-shot for accept). */
   error: unknown = null;
   closed = false;
-  /** Set while the owner has a timeout: then I/O stamps activeAt. */
-  timed = false;
+  /**
+   * The owner's inactivity timeout in ms, 0 for none. With one, I/O stamps
+   * activeAt, and close() lets go of a peer that takes nothing for that long.
+   */
+  timeoutMs = 0;
   /** performance.now() of the last completed read, write, accept or connect. */
   activeAt = 0;
   readonly owner: O;
@@ -163,6 +166,8 @@ export class Channel<O = unknown> implements Queued {
   #heldIn: Uint8Array | null = null;
   #heldPasses = 0;
   #abort: AbortController | null = null;
+  #linger: ReturnType<typeof setTimeout> | undefined = undefined;
+  #closedAt = 0;
   #noDelay = true;
   /** Where the connect in flight goes, for its error message. */
   #peer = "";
@@ -486,7 +491,11 @@ export class Channel<O = unknown> implements Queued {
     else if (this.wantRead && !this.closed) this.armRead();
   }
 
-  /** Closes now, or once the outbox is flushed: sent bytes are never lost. */
+  /**
+   * Closes now, or once the outbox is flushed: sent bytes are never lost
+   * while the peer reads. With a timeout, a peer that takes nothing for that
+   * long is let go of, and what it did not take is dropped.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -512,12 +521,31 @@ export class Channel<O = unknown> implements Queued {
     this.#accepted = null;
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    if (this.#writing) return;
-    if (this.#out.length > 0 && this.stream !== null) this.#startWrite();
-    else this.#release();
+    if (!this.#writing) {
+      if (this.#out.length === 0 || this.stream === null) {
+        return this.#release();
+      }
+      this.#startWrite();
+    }
+    if (this.timeoutMs > 0) {
+      this.#closedAt = performance.now();
+      this.#linger = setTimeout(this.#onLinger, this.timeoutMs);
+    }
   }
 
+  // A closed channel still flushing: released once the peer has taken
+  // nothing for timeoutMs (a write that never completes would hold the
+  // connection forever).
+  #onLinger = (): void => {
+    const last = Math.max(this.activeAt, this.#closedAt);
+    const left = last + this.timeoutMs - performance.now();
+    if (left > 0) this.#linger = setTimeout(this.#onLinger, left);
+    else this.#release();
+  };
+
   #release(): void {
+    clearTimeout(this.#linger);
+    this.#linger = undefined;
     const stream = this.stream;
     this.stream = null;
     this.#out = [];
@@ -543,7 +571,7 @@ export class Channel<O = unknown> implements Queued {
       this.armRead();
       return;
     } else {
-      if (this.timed) this.activeAt = performance.now();
+      if (this.timeoutMs > 0) this.activeAt = performance.now();
       // The inbox gets a copy and the read buffer is kept for the next read:
       // recv() hands out views that callers may keep, and a buffer read into
       // again and again stays in the CPU's cache (a fresh 64 KiB per read
@@ -592,7 +620,7 @@ export class Channel<O = unknown> implements Queued {
       return;
     }
     setNoDelay(conn);
-    if (this.timed) this.activeAt = performance.now();
+    if (this.timeoutMs > 0) this.activeAt = performance.now();
     this.#stallMs = 0;
     this.#accepted = conn;
     this.waker?.push(this);
@@ -610,7 +638,7 @@ export class Channel<O = unknown> implements Queued {
       return;
     }
     setNoDelay(conn, this.#noDelay);
-    if (this.timed) this.activeAt = performance.now();
+    if (this.timeoutMs > 0) this.activeAt = performance.now();
     this.stream = conn;
     this.waker?.push(this);
   };
@@ -626,7 +654,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onWritten = (n: number): void => {
-    if (this.timed) this.activeAt = performance.now();
+    if (this.timeoutMs > 0) this.activeAt = performance.now();
     const wasFull = this.#outBytes >= OUTBOX_MARK;
     this.#outBytes -= n;
     const out = this.#out;

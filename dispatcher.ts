@@ -388,7 +388,7 @@ export class Dispatcher {
       setNoDelay(raw, sock.noDelay);
       channel.stream = raw as Stream;
     }
-    channel.timed = this.#idle !== null;
+    channel.timeoutMs = (this.#idle?.seconds ?? 0) * 1000;
     this.#fileno = sock.fileno();
     this.add_channel(map);
   }
@@ -967,7 +967,10 @@ export class Dispatcher {
    * connection, or a finished connect; the clock also restarts when the
    * timeout is set and each time it fires. Assign it in the constructor (or
    * at any time); it costs one timer per dispatcher, moved lazily, and one
-   * clock read per completed read or write.
+   * clock read per completed read or write. It also bounds `close()`: bytes
+   * still queued are written while the peer takes them, but a peer that
+   * takes nothing for `timeout` seconds is let go of (the rest is dropped)
+   * instead of holding the connection forever.
    *
    * @example Drop clients that stay silent for five minutes
    * ```ts
@@ -999,7 +1002,7 @@ export class Dispatcher {
     this.#idle?.handle.cancel();
     this.#idle = null;
     const channel = this[kChannel];
-    if (channel !== null) channel.timed = seconds !== null;
+    if (channel !== null) channel.timeoutMs = (seconds ?? 0) * 1000;
     if (seconds === null || channel?.closed) return;
     const handle = schedule(
       this.#map,

@@ -13,6 +13,7 @@ import {
   socket_map,
   type SocketMap,
 } from "../mod.ts";
+import { kChannel } from "../_channel.ts";
 import { bytes, closing, loopbackPair, loopUntil } from "./_helpers.ts";
 
 // Runs loop({ map }) (passes of up to `timeout` seconds) until it returns,
@@ -308,6 +309,30 @@ Deno.test("Dispatcher.timeout closes an idle connection and spares one that rece
   await loopUntil(() => receiver.timeouts === 1, { map });
   assert.equal(receiver.fileno(), null);
   assert.equal(sender.timeouts, 0);
+});
+
+Deno.test("a closed channel with a timeout lets go of a peer that stopped reading", async () => {
+  const map: SocketMap = new Map();
+  using _ = closing(map);
+  const [conn, client] = await loopbackPair();
+  using _client = client; // never reads
+  const flooder = new Quiet(conn, map);
+  flooder.readable = () => false;
+  flooder.timeout = 0.1;
+  // Fills the outbox, then the peer's window: the last write never ends.
+  const chunk = new Uint8Array(64 * 1024);
+  flooder.call_every(0.001, () => void flooder.send(chunk));
+  await loopUntil(() => flooder.timeouts === 1, { map });
+  const channel = flooder[kChannel]!;
+  assert.equal(channel.closed, true);
+  // Closing waits for the outbox while the peer takes bytes; this one takes
+  // none, so after another 0.1 s the connection is released. No loop runs
+  // now (the map is empty), so poll the flag, bounded.
+  const deadline = performance.now() + 10_000;
+  while (channel.stream !== null && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(channel.stream, null, "the connection was never released");
 });
 
 Deno.test("timeout = null turns the timeout off", async () => {
