@@ -3,13 +3,16 @@
  * way on Deno's own API, one read/write loop per connection with a 64 KiB
  * buffer. Same command line as `examples/echo_server.ts`:
  *
- *     deno run -A bench/raw_deno_echo.ts [PORT] [HOST]
+ *     deno run -A bench/raw_deno_echo.ts [--workers N] [PORT] [HOST]
  *
  * PORT defaults to 8007 (0 picks a free port), HOST to 127.0.0.1. Prints
- * `listening on HOST:PORT` once bound.
+ * `listening on HOST:PORT` once bound. `--workers N` runs N processes that
+ * share the port, as the example's option does.
  *
  * @module
  */
+
+import { poolArgs, runPool, sharedListener } from "../examples/_workers.ts";
 
 const BUFFER_SIZE = 64 * 1024;
 
@@ -43,9 +46,13 @@ async function echo(conn: Deno.TcpConn): Promise<void> {
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 8007);
-  const hostname = Deno.args[1] ?? "127.0.0.1";
-  const listener = Deno.listen({ hostname, port, tcpBacklog: 1024 });
+  const { workers, workerPort, args } = poolArgs(Deno.args);
+  const port = Number(args[0] ?? 8007);
+  const hostname = args[1] ?? "127.0.0.1";
+  if (workers > 1) await runPool(import.meta.url, args, workers, port);
+  const listener = workerPort === null
+    ? Deno.listen({ hostname, port, tcpBacklog: 1024 })
+    : sharedListener(hostname, workerPort);
   console.log(`listening on ${listener.addr.hostname}:${listener.addr.port}`);
   // Exit through Deno (not the default signal death) so --cpu-prof is written.
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

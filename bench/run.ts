@@ -9,7 +9,11 @@
  *
  * Every (server, scenario) pair gets a fresh server process pinned to one core
  * (`taskset`), the load generator runs on another, and the table shows the
- * median over the runs with ratios to raw Deno. Run `--help` for every option.
+ * median over the runs with ratios to raw Deno. The `cores1`/`cores2`
+ * scenarios run the server as 1 and 2 processes sharing the port
+ * (`--workers`), to show how it scales with cores; that needs a third core
+ * for the load generator. Run `--help` for every
+ * option.
  *
  * @module
  */
@@ -46,6 +50,11 @@ interface Scenario {
   args(o: Options): string[];
   /** Needs one descriptor per connection in the server. */
   manyFiles?: boolean;
+  /**
+   * Run the server as this many processes sharing the port (`--workers N`
+   * when above 1), with nothing pinned: they need every core.
+   */
+  workers?: number;
 }
 
 const SCENARIOS: Record<string, Scenario> = {
@@ -78,6 +87,18 @@ const SCENARIOS: Record<string, Scenario> = {
       o,
     ) => ["-m", "churn", "-c", `${o.churnConns}`, "-s", "64", ...timing(o)],
   },
+  cores1: {
+    title: () =>
+      "ping-pong, 100 connections, 1 server process on core 0, the load generator on the last core (nothing pinned below 3 cores)",
+    args: (o) => pingpong(100, o),
+    workers: 1,
+  },
+  cores2: {
+    title: () =>
+      "ping-pong, 100 connections, 2 server processes sharing the port (--workers 2) on cores 0-1, the load generator on the last core (nothing pinned below 3 cores: then it competes with the server for them)",
+    args: (o) => pingpong(100, o),
+    workers: 2,
+  },
 };
 
 function timing(o: Options): string[] {
@@ -99,6 +120,8 @@ interface ServerSpec {
   env?: Record<string, string>;
   /** A command whose success means the server can run here. */
   probe?: string[];
+  /** Takes `--workers N` (the `cores2` scenario). */
+  workers?: boolean;
 }
 
 const FAIR_TICKS = { DENO_TOKIO_MAX_IO_EVENTS_PER_TICK: "128" };
@@ -107,10 +130,12 @@ const SERVERS: Record<string, ServerSpec> = {
   asyncore: {
     label: "asyncore",
     argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    workers: true,
   },
   raw_deno: {
     label: "raw Deno",
     argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/raw_deno_echo.ts`, "0"],
+    workers: true,
   },
   // The same two servers with the runtime capped at 128 I/O events per tick:
   // fair service at some cost in throughput (see the README on fairness).
@@ -118,11 +143,13 @@ const SERVERS: Record<string, ServerSpec> = {
     label: "asyncore, capped ticks",
     argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
     env: FAIR_TICKS,
+    workers: true,
   },
   raw_deno_fair: {
     label: "raw Deno, capped ticks",
     argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/raw_deno_echo.ts`, "0"],
     env: FAIR_TICKS,
+    workers: true,
   },
   py_asyncore: {
     label: "Python asyncore",
@@ -514,6 +541,20 @@ function parseResult(text: string): Result | null {
   return result;
 }
 
+// The cores scenarios: the server on cores 0..N-1 and the load generator on
+// the last core when there are enough cores for both (3 or more), so that
+// cores1 and cores2 differ only in the server's cores; otherwise nothing is
+// pinned and the load generator competes with the server's processes.
+function poolPins(
+  workers: number,
+  pins: [string[], string[]],
+): [string[], string[]] {
+  const cpus = navigator.hardwareConcurrency;
+  if (pins[0].length === 0 || cpus < 3) return [[], []];
+  const cores = workers === 1 ? "0" : `0-${workers - 1}`;
+  return [["taskset", "-c", cores], ["taskset", "-c", `${cpus - 1}`]];
+}
+
 async function measure(
   o: Options,
   pins: [string[], string[]],
@@ -538,7 +579,12 @@ async function measure(
     ];
   }
   if (scenario.manyFiles) argv = withFileLimit(argv, o.idleConns + 256);
-  argv = [...pins[0], ...argv];
+  const workers = scenario.workers ?? 0;
+  if (workers > 1) {
+    argv = [...argv.slice(0, -1), "--workers", `${workers}`, "0"];
+  }
+  const [serverPin, clientPin] = workers > 0 ? poolPins(workers, pins) : pins;
+  argv = [...serverPin, ...argv];
   let server: Server;
   try {
     server = await startServer(
@@ -565,7 +611,7 @@ async function measure(
     `${server.child.pid}`,
   ];
   const timeoutMs = (o.dur + o.warm + o.hold + 200) * 1000;
-  const out = await run([...pins[1], LOADGEN, ...args], { timeoutMs });
+  const out = await run([...clientPin, LOADGEN, ...args], { timeoutMs });
   await stopServer(server);
   if (o.profile) await reportProfile(profileDir, tag);
   const text = out === null ? "" : out.stdout + out.stderr;
@@ -665,6 +711,8 @@ const METRICS: Record<string, Metric[]> = {
     { label: "conn/s", digits: 0, value: field("conns_per_s") },
     { label: "p99 µs", digits: 0, value: field("p99_us") },
   ],
+  cores1: PINGPONG,
+  cores2: PINGPONG,
 };
 
 /** CPU% that other programs used while `record` was measured. */
@@ -762,6 +810,24 @@ function ratio(
   return median(ratios);
 }
 
+// cores2 / cores1 msgs/s of each server that ran both (valid runs only).
+function scaling(records: Measurement[], o: Options): string {
+  const rate = (server: string, scenario: string): number | null => {
+    const mine = records.filter((r) =>
+      r.server === server && r.scenario === scenario && failure(r, o) === null
+    );
+    return median(values(mine, PINGPONG[0]!));
+  };
+  const parts = o.servers.flatMap((server) => {
+    const one = rate(server, "cores1");
+    const two = rate(server, "cores2");
+    return one !== null && two !== null
+      ? [`${SERVERS[server]!.label} ${(two / one).toFixed(2)}×`]
+      : [];
+  });
+  return parts.length > 0 ? parts.join(", ") : "-";
+}
+
 function table(records: Measurement[], o: Options): string {
   const servers = o.servers;
   const head = ["scenario", "metric", ...servers.map((s) => SERVERS[s]!.label)];
@@ -793,6 +859,9 @@ function table(records: Measurement[], o: Options): string {
   lines.push("");
   for (const scenario of o.scenarios) {
     lines.push(`- ${scenario}: ${SCENARIOS[scenario]!.title(o)}`);
+  }
+  if (o.scenarios.includes("cores1") && o.scenarios.includes("cores2")) {
+    lines.push(`- scaling from 1 to 2 cores: ${scaling(records, o)}`);
   }
   const text = lines.join("\n");
   return notes.length === 0
@@ -964,6 +1033,11 @@ async function main(): Promise<void> {
     const order = i % 2 === 1 ? o.servers : [...o.servers].reverse();
     for (const scenario of o.scenarios) {
       for (const server of order) {
+        if (
+          (SCENARIOS[scenario]!.workers ?? 0) > 1 && !SERVERS[server]!.workers
+        ) {
+          continue;
+        }
         const record = await measureQuietly(o, pins, i, server, scenario);
         records.push(record);
         console.log(`${label(record, o)} ${summary(record)}`);

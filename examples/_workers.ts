@@ -57,7 +57,7 @@ export function poolArgs(args: string[]): PoolArgs {
  * A listener on `host:port` that shares the port with the other processes
  * of the pool. Runs in a pool's process, which has `--unstable-net`.
  */
-export function sharedListener(host: string, port: number): Deno.Listener {
+export function sharedListener(host: string, port: number): Deno.TcpListener {
   const options = { hostname: host, port, reusePort: true };
   return Deno.listen(options as Deno.TcpListenOptions);
 }
