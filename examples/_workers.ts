@@ -62,6 +62,18 @@ export function sharedListener(host: string, port: number): Deno.TcpListener {
   return Deno.listen(options as Deno.TcpListenOptions);
 }
 
+/** {@linkcode sharedListener} for TLS: `Deno.listenTls` on a shared port. */
+export function sharedTlsListener(
+  host: string,
+  port: number,
+  tls: { cert: string; key: string },
+): Deno.TlsListener {
+  const options = { hostname: host, port, reusePort: true, ...tls };
+  return Deno.listenTls(
+    options as Deno.ListenTlsOptions & Deno.TlsCertifiedKeyPem,
+  );
+}
+
 const decoder = new TextDecoder();
 const LISTENING = /^listening on (.+):(\d+)$/;
 

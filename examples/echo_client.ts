@@ -4,19 +4,22 @@
  * `FileDispatcher`, so the terminal, the socket and standard output share one
  * loop, as Python's `asyncore.file_dispatcher` lets them.
  *
- *     deno run -A examples/echo_client.ts [PORT] [HOST]
+ *     deno run -A examples/echo_client.ts [--tls] [--ca PEM] [PORT] [HOST]
  *
- * PORT defaults to 8007, HOST to 127.0.0.1. Exits with 0 once standard input
+ * PORT defaults to 8007, HOST to 127.0.0.1. `--tls` connects over TLS,
+ * trusting the system's roots, or with `--ca` the certificates in PEM. Exits with 0 once standard input
  * ends and every byte sent has come back, with 1 when the connection fails.
  *
  * @module
  */
 
+import { parseArgs } from "node:util";
 import {
   DispatcherWithSend,
   familyOf,
   FileDispatcher,
   loop,
+  type TlsOptions,
 } from "@asyncore/asyncore";
 import { STDOUT_MARK as MARK, StdoutDispatcher } from "./_stdout.ts";
 
@@ -28,10 +31,10 @@ class EchoClient extends DispatcherWithSend {
   readonly out = new StdoutDispatcher();
   input: StdinReader | null = null;
 
-  constructor(host: string, port: number) {
+  constructor(host: string, port: number, tls: boolean | TlsOptions = false) {
     super();
     this.create_socket(familyOf([host, port]));
-    this.connect([host, port]);
+    this.connect([host, port], { tls });
   }
 
   override handle_connect(): void {}
@@ -107,9 +110,26 @@ class StdinReader extends FileDispatcher {
 }
 
 if (import.meta.main) {
-  const port = Number(Deno.args[0] ?? 8007);
-  const host = Deno.args[1] ?? "127.0.0.1";
-  const client = new EchoClient(host, port);
+  let parsed;
+  let caCerts: string[] | undefined;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: { tls: { type: "boolean" }, ca: { type: "string" } },
+    });
+    if (parsed.values.ca !== undefined) {
+      caCerts = [Deno.readTextFileSync(parsed.values.ca)];
+    }
+  } catch (error) {
+    console.error(`echo_client: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+  const { values, positionals } = parsed;
+  const port = Number(positionals[0] ?? 8007);
+  const host = positionals[1] ?? "127.0.0.1";
+  const tls = caCerts ? { caCerts } : values.tls === true;
+  const client = new EchoClient(host, port, tls);
   new StdinReader(client);
   await loop();
   if (client.error !== null) {

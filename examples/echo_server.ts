@@ -2,12 +2,16 @@
  * An echo server: Python's asyncore documentation example, ported line by
  * line onto `DispatcherWithSend`.
  *
- *     deno run -A examples/echo_server.ts [--workers N] [PORT] [HOST]
+ *     deno run -A examples/echo_server.ts [--workers N]
+ *                                         [--tls-cert PEM --tls-key PEM]
+ *                                         [PORT] [HOST]
  *
  * PORT defaults to 8007 (0 picks a free port), HOST to 127.0.0.1. Prints
  * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
  * and exits. `--workers N` runs N processes (one per core) that share the
- * port, each with its own loop; it prints their ids on a second line.
+ * port, each with its own loop; it prints their ids on a second line. With
+ * a certificate and its key it serves TLS (`bind(address, { tls })`); talk
+ * to it with `echo_client.ts --ca`.
  *
  * Backpressure, the asyncore way: a handler stops reading (`readable()` is
  * false) while more than {@linkcode HIGH_WATER} bytes wait to be written to
@@ -17,13 +21,20 @@
  * @module
  */
 
+import { parseArgs } from "node:util";
 import {
   close_all,
   Dispatcher,
   DispatcherWithSend,
   loop,
+  type TlsServerOptions,
 } from "@asyncore/asyncore";
-import { poolArgs, runPool, sharedListener } from "./_workers.ts";
+import {
+  poolArgs,
+  runPool,
+  sharedListener,
+  sharedTlsListener,
+} from "./_workers.ts";
 
 /** Pending output above which a handler stops reading from its client. */
 export const HIGH_WATER = 1024 * 1024;
@@ -47,21 +58,26 @@ export class EchoHandler extends DispatcherWithSend {
   }
 }
 
+/** Options of {@linkcode EchoServer}. */
+export interface EchoServerOptions {
+  /** A listener bound already (a `--workers` process's shared port). */
+  listener?: Deno.Listener;
+  /** Serve TLS with this certificate and key. */
+  tls?: TlsServerOptions;
+}
+
 /**
  * Listens (or takes a `listener` already bound) and starts an
  * {@linkcode EchoHandler} per client.
  */
 export class EchoServer extends Dispatcher {
-  constructor(
-    host: string,
-    port: number,
-    listener: Deno.Listener | null = null,
-  ) {
-    super(listener);
-    if (listener !== null) return;
+  constructor(host: string, port: number, options: EchoServerOptions = {}) {
+    const { listener, tls } = options;
+    super(listener ?? null);
+    if (listener !== undefined) return;
     this.create_socket();
     this.set_reuse_addr();
-    this.bind([host, port]);
+    this.bind([host, port], tls ? { tls } : {});
     this.listen(1024);
   }
 
@@ -71,13 +87,47 @@ export class EchoServer extends Dispatcher {
 }
 
 if (import.meta.main) {
-  const { workers, workerPort, args } = poolArgs(Deno.args);
-  const port = Number(args[0] ?? 8007);
-  const host = args[1] ?? "127.0.0.1";
+  let tls: TlsServerOptions | undefined;
+  let pool;
+  let positionals;
+  try {
+    pool = poolArgs(Deno.args);
+    const parsed = parseArgs({
+      args: pool.args,
+      allowPositionals: true,
+      options: {
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+      },
+    });
+    positionals = parsed.positionals;
+    const { "tls-cert": cert, "tls-key": key } = parsed.values;
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new TypeError("--tls-cert and --tls-key go together");
+    }
+    if (cert !== undefined && key !== undefined) {
+      tls = {
+        cert: Deno.readTextFileSync(cert),
+        key: Deno.readTextFileSync(key),
+      };
+    }
+  } catch (error) {
+    console.error(`echo_server: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+  const { workers, workerPort, args } = pool;
+  const port = Number(positionals[0] ?? 8007);
+  const host = positionals[1] ?? "127.0.0.1";
   if (workers > 1) await runPool(import.meta.url, args, workers, port);
-  const server = workerPort === null
-    ? new EchoServer(host, port)
-    : new EchoServer(host, port, sharedListener(host, workerPort));
+  const server = new EchoServer(
+    host,
+    port,
+    workerPort === null ? (tls ? { tls } : {}) : {
+      listener: tls
+        ? sharedTlsListener(host, workerPort, tls)
+        : sharedListener(host, workerPort),
+    },
+  );
   const [boundHost, boundPort] = server.getsockname() as [string, number];
   console.log(`listening on ${boundHost}:${boundPort}`);
   const stop = new AbortController();

@@ -407,21 +407,41 @@ Deno.test("echo_server.ts echoes a raw client and exits with 0 on SIGTERM", asyn
   assert.equal(status.signal, null);
 });
 
-Deno.test("echo_client.ts sends stdin's lines to echo_server.ts and prints the replies", async () => {
-  await using server = await Server.start(Deno.execPath(), [
-    "run",
-    "-A",
-    example("echo_server.ts"),
-    "0",
-  ]);
-  const lines = Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join("");
-  const { code, stdout, stderr } = await runExample(
-    "echo_client.ts",
-    [String(server.port), "127.0.0.1"],
-    encoder.encode(lines),
-  );
-  assert.equal(code, 0, stderr);
-  assert.equal(decoder.decode(stdout), lines);
+Deno.test("echo_client.ts sends stdin's lines to echo_server.ts and prints the replies", async (t) => {
+  const fixtures = new URL("tests/fixtures/", ROOT).pathname;
+  const tls = [
+    "--tls-cert",
+    `${fixtures}tls_server.pem`,
+    "--tls-key",
+    `${fixtures}tls_server.key`,
+  ];
+  const ca = ["--ca", `${fixtures}tls_ca.pem`];
+  const cases: [string, string[], string[]][] = [
+    ["plain TCP", [], []],
+    ["TLS, trusting the test CA", tls, ca],
+    ["TLS to two processes sharing the port", ["--workers", "2", ...tls], ca],
+  ];
+  for (const [name, serverArgs, clientArgs] of cases) {
+    await t.step(name, async () => {
+      await using server = await Server.start(Deno.execPath(), [
+        "run",
+        "-A",
+        example("echo_server.ts"),
+        ...serverArgs,
+        "0",
+      ]);
+      const lines = Array.from({ length: 100 }, (_, i) => `line ${i}\n`).join(
+        "",
+      );
+      const { code, stdout, stderr } = await runExample(
+        "echo_client.ts",
+        [...clientArgs, String(server.port), "127.0.0.1"],
+        encoder.encode(lines),
+      );
+      assert.equal(code, 0, stderr);
+      assert.equal(decoder.decode(stdout), lines);
+    });
+  }
 });
 
 Deno.test("demo.ts serves a generated page to http_client.ts and exits with 0", async () => {
