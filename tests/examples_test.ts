@@ -77,6 +77,11 @@ class Server implements AsyncDisposable {
     this.#text = rest;
   }
 
+  /** Settles when the process exits (on its own). */
+  get status(): Promise<Deno.CommandStatus> {
+    return this.#child.status;
+  }
+
   /** The next line of output, or `null` at its end. */
   async line(): Promise<string | null> {
     while (!this.#text.includes("\n")) {
@@ -323,7 +328,7 @@ async function echo(conn: Deno.Conn, message: Uint8Array): Promise<Uint8Array> {
 
 Deno.test({
   name:
-    "echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve",
+    "echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve; one dying stops the pool",
   ignore: Deno.build.os !== "linux",
   async fn(t) {
     for (
@@ -377,6 +382,21 @@ Deno.test({
         }
       });
     }
+    await t.step("a process that dies stops the others, exit 1", async () => {
+      await using server = await Server.start(Deno.execPath(), [
+        "run",
+        "-A",
+        example("echo_server.ts"),
+        "--workers",
+        "2",
+        "0",
+      ]);
+      const pids = (await server.line())!.replace("workers: ", "").split(" ")
+        .map(Number);
+      Deno.kill(pids[0]!, "SIGKILL");
+      assert.equal((await server.status).code, 1);
+      await assert.rejects(Deno.stat(`/proc/${pids[1]}`), Deno.errors.NotFound);
+    });
   },
 });
 
