@@ -229,6 +229,49 @@ Deno.test("Dispatcher.start_tls() on the server: bytes sent before it go out in 
   assert.equal(got, "after the upgrade");
 });
 
+Deno.test("Dispatcher.start_tls() drops input received before it and not read yet", async () => {
+  using _ = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const raw = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const server = new Dispatcher(await listener.accept());
+  let received = "";
+  server.writable = () => false;
+  server.handle_read = () => {
+    if (received === "") {
+      // Read only the command: what was pipelined behind it stays unread.
+      received = text(server.recv("STARTTLS\r\n".length));
+      server.send(bytes("220 go\r\n"));
+      server.start_tls({ cert: CERT, key: KEY });
+    } else {
+      received += text(server.recv(100));
+    }
+  };
+  // One write: the command and a line injected behind it, in the clear.
+  await raw.write(bytes("STARTTLS\r\nINJECTED\r\n"));
+  let done = false;
+  (async () => {
+    const reply = new Uint8Array(8);
+    for (let n = 0; n < reply.length;) {
+      n += (await raw.read(reply.subarray(n)))!;
+    }
+    const conn = await Deno.startTls(raw, {
+      hostname: "localhost",
+      caCerts: [CA],
+    });
+    await conn.write(bytes("secret"));
+    done = true;
+    await conn.read(new Uint8Array(1)).catch(() => null);
+    conn.close();
+  })();
+  await loopUntil(() => done && received.length > 10, {
+    what: "the server read over TLS",
+  });
+  assert.equal(received, "STARTTLS\r\nsecret");
+});
+
 Deno.test({
   name:
     "AsyncChat.start_tls() drops commands pipelined behind STARTTLS (Python's ssl client)",
