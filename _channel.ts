@@ -471,6 +471,7 @@ export class Channel<O = unknown> implements Queued {
     }
     upgrade.resolve();
     if (this.#out.length > 0) this.#startWrite();
+    else if (this.#writeShut) this.#closeWrite();
     // Unpark, unless the handed-off read has yet to land (#handOff does it).
     if (this.#handoff === null) {
       this.#reading = false;

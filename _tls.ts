@@ -31,6 +31,8 @@ export interface ServerTls {
 export interface TlsStream extends Stream {
   /** Settles when the handshake has finished (or failed). */
   readonly handshake: Promise<void>;
+  /** Sends TLS `close_notify`, then shuts the connection's write side. */
+  closeWrite(): Promise<void>;
 }
 
 const READ_SIZE = 16 * 1024;
@@ -41,7 +43,12 @@ function denoError(error: unknown): unknown {
   const code = (error as { code?: unknown } | null)?.code;
   const message = error instanceof Error ? error.message : String(error);
   if (code === "ECONNRESET") return new Deno.errors.ConnectionReset(message);
-  if (code === "EPIPE") return new Deno.errors.BrokenPipe(message);
+  if (
+    code === "EPIPE" || code === "ERR_STREAM_DESTROYED" ||
+    code === "ERR_STREAM_WRITE_AFTER_END"
+  ) {
+    return new Deno.errors.BrokenPipe(message);
+  }
   return error;
 }
 
@@ -131,7 +138,12 @@ export function startTls(
     secure.once("secure", resolve);
     secure.once("secureConnect", resolve);
     secure.once("error", reject);
-    secure.once("close", () => reject(new Deno.errors.ConnectionReset()));
+    secure.once("close", () =>
+      reject(
+        new Deno.errors.ConnectionReset(
+          "Cannot start TLS: the connection closed during the handshake",
+        ),
+      ));
   });
   // Settled either way; the channel's reads report a failure too.
   handshake.catch(() => {});
@@ -175,6 +187,9 @@ export function startTls(
           else resolve(p.length);
         });
       });
+    },
+    closeWrite(): Promise<void> {
+      return new Promise((resolve) => secure.end(resolve));
     },
     close(): void {
       secure.destroy();

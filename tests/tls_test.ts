@@ -4,7 +4,7 @@
 // (tests/fixtures/make_certs.sh).
 
 import assert from "node:assert/strict";
-import { AsyncChat, Dispatcher, DispatcherWithSend } from "../mod.ts";
+import { AsyncChat, Dispatcher, DispatcherWithSend, SHUT_WR } from "../mod.ts";
 import {
   bytes,
   closing,
@@ -227,6 +227,33 @@ Deno.test("Dispatcher.start_tls() on the server: bytes sent before it go out in 
   await loopUntil(() => got !== null, { what: "the client read over TLS" });
   assert.equal(text(greeting), "220 go ahead\r\n");
   assert.equal(got, "after the upgrade");
+});
+
+Deno.test("shutdown(SHUT_WR) after start_tls() ends TLS with close_notify, then the write side", async (t) => {
+  for (const last of ["last words", ""]) {
+    await t.step(last === "" ? "nothing sent" : "after a send", async () => {
+      using _ = closing();
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const connecting = Deno.connect({
+        hostname: "127.0.0.1",
+        port: listener.addr.port,
+      });
+      const server = new Dispatcher(await listener.accept());
+      server.handle_read = () => {};
+      server.writable = () => false;
+      server.start_tls({ cert: CERT, key: KEY });
+      if (last !== "") server.send(bytes(last));
+      server.socket!.shutdown(SHUT_WR);
+      const conn = await Deno.startTls(await connecting, {
+        hostname: "localhost",
+        caCerts: [CA],
+      });
+      let got: string | null = null;
+      readAll(conn).then((data) => (got = text(data)));
+      await loopUntil(() => got !== null, { what: "the client read to EOF" });
+      assert.equal(got, last);
+    });
+  }
 });
 
 Deno.test("Dispatcher.start_tls() drops input received before it and not read yet", async () => {
