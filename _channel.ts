@@ -172,6 +172,8 @@ export class Channel<O = unknown> implements Queued {
   /** Where the connect in flight goes, for its error message. */
   #peer = "";
   #upgrade: Upgrade | null = null;
+  /** Set while a TLS connection's sends wait for the end of the turn. */
+  #batching = false;
   /** Where the raw read in flight during an upgrade delivers. */
   #handoff: PromiseWithResolvers<Uint8Array | null> | null = null;
   /** While a stalled listener rests: its timer, and the current rest. */
@@ -292,12 +294,35 @@ export class Channel<O = unknown> implements Queued {
     // pass (whose handler will likely send again): one large write then
     // replaces many small ones, and flush() ends the hold.
     const queue = this.#writing ||
-      (this.#in !== null && this.#outBytes < CHUNK_SIZE);
+      (this.#in !== null && this.#outBytes < CHUNK_SIZE) || this.#batch();
     if (queue || this.#out.length > 0) this.#append(bytes);
     else this.#out.push(copyBytes(bytes));
     if (!queue) this.#startWrite();
     return n;
   }
+
+  // A TLS connection keeps Nagle's algorithm on (Deno.TlsConn has no
+  // setNoDelay()), so a second small write would wait for the peer's delayed
+  // ACK (~40 ms): the sends of one turn are queued and written together.
+  #batch(): boolean {
+    if (
+      typeof (this.stream as Partial<Deno.TlsConn>).handshake !== "function"
+    ) {
+      return false;
+    }
+    if (!this.#batching) {
+      this.#batching = true;
+      queueMicrotask(this.#endBatch);
+    }
+    return true;
+  }
+
+  #endBatch = (): void => {
+    this.#batching = false;
+    if (!this.#writing && this.#out.length > 0 && this.stream !== null) {
+      this.#startWrite();
+    }
+  };
 
   // Copies queued bytes into the last chunk's spare room, or a new chunk with
   // room for more, so a run of sends becomes one write op, not one per send.

@@ -145,6 +145,47 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as raw:
   },
 });
 
+Deno.test("sends of one turn on a TLS connection go out in one write (Nagle stays on there)", async () => {
+  using _ = closing();
+  using listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: CERT,
+    key: KEY,
+  });
+  const client = await Deno.connectTls({
+    hostname: "localhost",
+    port: listener.addr.port,
+    caCerts: [CA],
+  });
+  const conn = await listener.accept();
+  const writes: number[] = [];
+  const write = conn.write.bind(conn);
+  conn.write = (p: Uint8Array) => {
+    writes.push(p.length);
+    return write(p);
+  };
+  const server = new Dispatcher(conn);
+  server.handle_read = () => {
+    const data = server.recv(100);
+    // A reply in two pieces: without TCP_NODELAY the second small write
+    // would wait for the client's delayed ACK.
+    server.send(data.subarray(0, 1));
+    server.send(data.subarray(1));
+  };
+  server.writable = () => false;
+  await client.write(bytes("ping"));
+  const reply = new Uint8Array(4);
+  let got = 0;
+  (async () => {
+    while (got < 4) got += (await client.read(reply.subarray(got)))!;
+  })();
+  await loopUntil(() => got === 4, { what: "the reply arrived" });
+  assert.equal(text(reply), "ping");
+  assert.deepEqual(writes, [4]);
+  client.close();
+});
+
 Deno.test("Dispatcher.bind() rejects TLS settings that cannot work", () => {
   using _ = closing();
   const server = new Dispatcher();
