@@ -406,12 +406,6 @@ export class Channel<O = unknown> implements Queued {
     let pending: Promise<Deno.Conn>;
     if (target.transport === "unix") {
       pending = Deno.connect({ transport: "unix", path: target.path });
-    } else if (target.tls !== null) {
-      pending = Deno.connectTls({
-        hostname: target.tls.serverName ?? target.hostname,
-        port: target.port,
-        ...(target.tls.caCerts ? { caCerts: target.tls.caCerts } : {}),
-      });
     } else {
       const abort = new AbortController();
       this.#abort = abort;
@@ -420,6 +414,19 @@ export class Channel<O = unknown> implements Queued {
         port: target.port,
         signal: abort.signal,
       });
+      const tls = target.tls;
+      // TLS on the connected socket rather than Deno.connectTls: it connects
+      // to the address (connectTls would look serverName up instead), and
+      // Nagle goes off first, which a Deno.TlsConn cannot do later.
+      if (tls !== null) {
+        pending = pending.then((conn) => {
+          setNoDelay(conn, noDelay);
+          return Deno.startTls(conn as Deno.TcpConn, {
+            hostname: tls.serverName ?? target.hostname,
+            ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+          });
+        });
+      }
     }
     pending.then(this.#onConnect, this.#onConnectError);
   }

@@ -145,6 +145,22 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[2]))) as raw:
   },
 });
 
+Deno.test("Dispatcher.connect() with tls connects to the address and checks serverName against the certificate", async () => {
+  using _ = closing();
+  const server = new TlsEchoServer();
+  const client = new LineChat();
+  client.create_socket();
+  // asyncore.test is in the certificate and resolves nowhere (RFC 6761):
+  // only the address given is connected to.
+  client.connect(["127.0.0.1", portOf(server.getsockname())], {
+    tls: { caCerts: [CA], serverName: "asyncore.test" },
+  });
+  client.push(bytes("over TLS\r\n"));
+  await loopUntil(() => client.lines.length > 0, { what: "the echo" });
+  assert.deepEqual(client.lines, ["over TLS"]);
+  assert.deepEqual(client.errors, []);
+});
+
 Deno.test("sends of one turn on a TLS connection go out in one write (Nagle stays on there)", async () => {
   using _ = closing();
   using listener = Deno.listenTls({
