@@ -80,10 +80,22 @@ const OPTION_NAMES: Record<string, string> = {
 };
 
 let setRawOf: (sock: SocketObject, raw: RawSocket | null) => void;
+let inheritOf: (sock: SocketObject, listener: SocketObject) => void;
 
 /** Sets the resource behind `sock` (a connect or bind made it). */
 export function setRaw(sock: SocketObject, raw: RawSocket | null): void {
   setRawOf(sock, raw);
+}
+
+/**
+ * Gives an accepted socket the options set on its listening socket, as the
+ * kernel does for `TCP_NODELAY` and `SO_KEEPALIVE`.
+ */
+export function inheritOptions(
+  sock: SocketObject,
+  listener: SocketObject,
+): void {
+  inheritOf(sock, listener);
 }
 
 function isListener(raw: RawSocket): raw is Deno.Listener {
@@ -165,6 +177,11 @@ export class SocketObject implements Deno.Conn {
     setRawOf = (sock, raw) => {
       sock.#raw = raw;
       if (raw !== null) sock.#apply(raw);
+    };
+    inheritOf = (sock, listener) => {
+      sock.#noDelay = listener.#noDelay;
+      sock.#keepAlive = listener.#keepAlive;
+      if (sock.#raw !== null) sock.#apply(sock.#raw);
     };
   }
 
@@ -278,7 +295,8 @@ export class SocketObject implements Deno.Conn {
    * set: {@linkcode TCP_NODELAY} (on by default here, as in asyncio),
    * {@linkcode SO_KEEPALIVE}, and {@linkcode SO_REUSEADDR} (Deno sets it on
    * every TCP listener already). Set before connecting, they apply to the
-   * connection once it is up.
+   * connection once it is up; set on a listening socket, to every connection
+   * it accepts, as the kernel does.
    *
    * @param level {@linkcode SOL_SOCKET} or {@linkcode IPPROTO_TCP}.
    * @param option The option at that level.

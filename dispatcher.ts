@@ -51,7 +51,12 @@ import {
   type TimerCallback,
   type TimerHandle,
 } from "./_timers.ts";
-import { kOps, type RawSocket, setRaw } from "./_socket_object.ts";
+import {
+  inheritOptions,
+  kOps,
+  type RawSocket,
+  setRaw,
+} from "./_socket_object.ts";
 import { type DatagramChannel, datagramChannel } from "./_datagram.ts";
 import {
   compact_traceback,
@@ -699,6 +704,7 @@ export class Dispatcher {
     }
     if (conn === null) return null;
     const sock = new SocketObject(conn);
+    if (this.#socket !== null) inheritOptions(sock, this.#socket);
     this.#taken?.push(sock);
     return [sock, fromDenoAddr(conn.remoteAddr)];
   }

@@ -217,7 +217,7 @@ class Recorder extends Dispatcher {
   }
 }
 
-Deno.test("accept() gives a SocketObject that new Handler(sock) wraps, as it wraps a raw Deno.Conn", async () => {
+Deno.test("accept() gives a SocketObject, with the listener's options, that new Handler(sock) wraps, as it wraps a raw Deno.Conn", async () => {
   using _cleanup = closing();
   const accepted: [SocketObject, Address][] = [];
   class Server extends Dispatcher {
@@ -228,6 +228,7 @@ Deno.test("accept() gives a SocketObject that new Handler(sock) wraps, as it wra
   }
   const server = new Server();
   server.create_socket(AF_INET);
+  server.socket!.setsockopt(IPPROTO_TCP, TCP_NODELAY, 0);
   server.bind(["127.0.0.1", 0]);
   server.listen(5);
   const [host, port] = server.socket!.getsockname(AF_INET);
@@ -235,6 +236,11 @@ Deno.test("accept() gives a SocketObject that new Handler(sock) wraps, as it wra
   await loopUntil(() => accepted.length === 1);
   const [sock, addr] = accepted[0]!;
   assert.ok(sock instanceof SocketObject);
+  assert.equal(
+    sock.noDelay,
+    false,
+    "options set on the listener are inherited",
+  );
   assert.deepEqual(sock.getsockname(AF_INET), ["127.0.0.1", port]);
   assert.deepEqual(sock.getpeername(), addr);
   assert.equal(addr[1], client.localAddr.port);
