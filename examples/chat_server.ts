@@ -34,12 +34,11 @@
 import { parseArgs } from "node:util";
 import {
   AsyncChat,
-  close_all,
   Dispatcher,
   familyOf,
-  loop,
   type TimerHandle,
 } from "@asyncore/asyncore";
+import { serveUntilSignal } from "./_serve.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -269,12 +268,5 @@ if (import.meta.main) {
   ) usage();
   const server = new ChatServer(host, port, idle === 0 ? null : idle);
   const [boundHost, boundPort] = server.getsockname() as [string, number];
-  console.log(`listening on ${boundHost}:${boundPort}`);
-  const stop = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
-  }
-  await loop({ signal: stop.signal });
-  close_all();
-  Deno.exit(0);
+  await serveUntilSignal([boundHost, boundPort]);
 }

@@ -23,10 +23,8 @@
 
 import { parseArgs } from "node:util";
 import {
-  close_all,
   Dispatcher,
   DispatcherWithSend,
-  loop,
   type TlsServerOptions,
 } from "@asyncore/asyncore";
 import {
@@ -35,6 +33,7 @@ import {
   sharedListener,
   sharedTlsListener,
 } from "./_workers.ts";
+import { serveUntilSignal } from "./_serve.ts";
 
 /** Pending output above which a handler stops reading from its client. */
 export const HIGH_WATER = 1024 * 1024;
@@ -129,12 +128,5 @@ if (import.meta.main) {
     },
   );
   const [boundHost, boundPort] = server.getsockname() as [string, number];
-  console.log(`listening on ${boundHost}:${boundPort}`);
-  const stop = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
-  }
-  await loop({ signal: stop.signal });
-  close_all();
-  Deno.exit(0);
+  await serveUntilSignal([boundHost, boundPort]);
 }

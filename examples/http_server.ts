@@ -41,9 +41,7 @@ import {
   AF_INET,
   AF_INET6,
   AsyncChat,
-  close_all,
   Dispatcher,
-  loop,
   type SocketMap,
   type TimerHandle,
 } from "@asyncore/asyncore";
@@ -66,6 +64,7 @@ import {
   runPool,
   sharedListener,
 } from "./_workers.ts";
+import { serveUntilSignal } from "./_serve.ts";
 
 // Head lines end in LF (a CR before it is stripped by the parser).
 const LINE_END = "\n";
@@ -454,12 +453,5 @@ if (import.meta.main) {
     workerPort === null ? null : sharedListener(host, workerPort),
   );
   const [boundHost, boundPort] = server.getsockname() as [string, number];
-  console.log(`listening on ${boundHost}:${boundPort}`);
-  const stop = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
-  }
-  await loop({ signal: stop.signal });
-  close_all();
-  Deno.exit(0);
+  await serveUntilSignal([boundHost, boundPort]);
 }

@@ -39,14 +39,8 @@
  */
 
 import "@asyncore/asyncore/unstable-udp";
-import {
-  AF_INET,
-  AF_INET6,
-  close_all,
-  Dispatcher,
-  loop,
-  SOCK_DGRAM,
-} from "@asyncore/asyncore";
+import { AF_INET, AF_INET6, Dispatcher, SOCK_DGRAM } from "@asyncore/asyncore";
+import { serveUntilSignal } from "./_serve.ts";
 
 /** Sends every datagram back to where it came from. */
 export class EchoServer extends Dispatcher {
@@ -75,12 +69,5 @@ if (import.meta.main) {
   const server = new EchoServer(host, port);
   const family = host.includes(":") ? AF_INET6 : AF_INET;
   const [boundHost, boundPort] = server.socket!.getsockname(family);
-  console.log(`listening on ${boundHost}:${boundPort}`);
-  const stop = new AbortController();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
-  }
-  await loop({ signal: stop.signal });
-  close_all();
-  Deno.exit(0);
+  await serveUntilSignal([boundHost, boundPort]);
 }
