@@ -154,6 +154,8 @@ export class Channel<O = unknown> implements Queued {
   #eof = false;
   #accepted: Deno.Conn | null = null;
   #reading = false;
+  /** The waker counting the read, accept or connect in flight, if any. */
+  #counted: Waker<Channel<O>> | null = null;
   #buf: Uint8Array = EMPTY;
   #readSize = MIN_READ;
   #smallReads = 0;
@@ -197,13 +199,29 @@ export class Channel<O = unknown> implements Queued {
         this.#buf = carve(this.#readSize);
       }
       this.#reading = true;
+      this.#count();
       stream.read(this.#buf).then(this.#onRead, this.#onReadError);
     } else if (
       this.listener !== null && this.#accepted === null &&
       this.#stallTimer === undefined
     ) {
       this.#reading = true;
+      this.#count();
       this.listener.accept().then(this.#onAccept, this.#onReadError);
+    }
+  }
+
+  #count(): void {
+    const waker = this.waker;
+    if (waker !== null) waker.inFlight++;
+    this.#counted = waker;
+  }
+
+  #uncount(): void {
+    const waker = this.#counted;
+    if (waker !== null) {
+      waker.inFlight--;
+      this.#counted = null;
     }
   }
 
@@ -428,6 +446,7 @@ export class Channel<O = unknown> implements Queued {
         });
       }
     }
+    this.#count();
     pending.then(this.#onConnect, this.#onConnectError);
   }
 
@@ -595,6 +614,7 @@ export class Channel<O = unknown> implements Queued {
   }
 
   #onRead = (n: number | null): void => {
+    this.#uncount();
     this.#reading = false;
     if (this.#handoff !== null) return this.#handOff(n, null);
     if (this.closed || this.#readShut) return;
@@ -632,6 +652,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onReadError = (error: unknown): void => {
+    this.#uncount();
     this.#reading = false;
     if (this.#handoff !== null) return this.#handOff(null, error);
     if (this.closed || this.#readShut) return;
@@ -647,6 +668,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onAccept = (conn: Deno.Conn): void => {
+    this.#uncount();
     this.#reading = false;
     if (this.closed) {
       closeQuietly(conn);
@@ -665,6 +687,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onConnect = (conn: Deno.Conn): void => {
+    this.#uncount();
     this.#abort = null;
     if (this.closed) {
       closeQuietly(conn);
@@ -677,6 +700,7 @@ export class Channel<O = unknown> implements Queued {
   };
 
   #onConnectError = (error: unknown): void => {
+    this.#uncount();
     this.#abort = null;
     if (this.closed) return;
     this.error = withMessage(

@@ -47,6 +47,11 @@ export class Waker<T extends Queued = Queued> {
   turnedAt = 0;
   /** Passes since then that did not wait. */
   passesSinceTurn = 0;
+  /**
+   * Reads, accepts and connects in flight on this map's channels: only their
+   * completions need a kick to land between passes that do not wait.
+   */
+  inFlight = 0;
   /** Reads that may still start this turn. */
   #admits: number = admitPerTurn ??= admitLimit();
   /** Channels whose read waits for a later turn, FIFO from #admitHead. */
@@ -119,6 +124,9 @@ export class Waker<T extends Queued = Queued> {
     const resolve = this.#resolve;
     if (resolve !== null) {
       this.#resolve = null;
+      // Whatever ended the wait came from a turn of the event loop.
+      this.turnedAt = performance.now();
+      this.passesSinceTurn = 0;
       resolve();
     }
   }

@@ -273,11 +273,14 @@ async function scan(
     // polls the OS: without a yield that gets there, an always-writable
     // channel (Python's default) starves every read. What lands is picked up
     // by the next pass's scan. A kick costs more than a short pass, so it
-    // comes after KICK_PASSES such passes or TURN_MS, whichever is first,
-    // or at once when the only work left is reads waiting for admission.
+    // comes after KICK_PASSES such passes while a read, accept or connect is
+    // in flight (a channel still consuming its inbox has none), or after
+    // TURN_MS (writes and other tasks land then), or at once when the only
+    // work left is reads waiting for admission.
     const now = performance.now();
     if (
-      idle || ++waker.passesSinceTurn >= KICK_PASSES ||
+      idle ||
+      (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
       now - waker.turnedAt >= TURN_MS
     ) {
       waker.turnedAt = now;
