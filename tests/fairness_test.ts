@@ -1,11 +1,12 @@
-// Fair service: the loop starts at most ADMIT_PER_TURN new reads per turn, in
-// FIFO order, so connections served a moment ago wait behind the others
-// instead of forming a hot set (see _ready.ts). Throughput and fairness under
+// Fair service: with FREE_READS or more reads in flight, the loop starts at
+// most ADMIT_PER_TURN new reads per turn, in FIFO order, so connections served
+// a moment ago wait behind the others instead of forming a hot set (see
+// _ready.ts). Throughput and fairness under
 // load are measured by `deno task bench`; these tests pin the mechanism.
 
 import assert from "node:assert/strict";
 import { Dispatcher } from "../mod.ts";
-import { ADMIT_PER_TURN, type Queued, Waker } from "../_ready.ts";
+import { ADMIT_PER_TURN, FREE_READS, type Queued, Waker } from "../_ready.ts";
 import { bytes, closing, loopbackPair, loopUntil, text } from "./_helpers.ts";
 
 // Arms the way a channel does: only when the waker admits it.
@@ -22,8 +23,9 @@ class Item implements Queued {
   }
 }
 
-Deno.test("Waker admits ADMIT_PER_TURN reads a turn and starts the rest FIFO on later turns", () => {
+Deno.test("Waker with FREE_READS reads in flight admits ADMIT_PER_TURN reads a turn and starts the rest FIFO on later turns", () => {
   const waker = new Waker<Item>();
+  waker.inFlight = FREE_READS;
   const started: number[] = [];
   const items = Array.from(
     { length: ADMIT_PER_TURN * 2 + 5 },
@@ -46,6 +48,26 @@ Deno.test("Waker admits ADMIT_PER_TURN reads a turn and starts the rest FIFO on 
   assert.equal(waker.holding, false);
 });
 
+Deno.test("Waker admits every read while fewer than FREE_READS are in flight", () => {
+  const waker = new Waker<Item>();
+  const started: number[] = [];
+  for (let i = 0; i < ADMIT_PER_TURN * 3; i++) {
+    new Item(i, waker, started).armRead();
+    waker.inFlight++;
+  }
+  assert.equal(started.length, ADMIT_PER_TURN * 3);
+  assert.equal(waker.holding, false);
+  // At the bound, admission takes over.
+  waker.inFlight = FREE_READS;
+  const items = Array.from(
+    { length: ADMIT_PER_TURN + 1 },
+    (_, i) => new Item(i, waker, started),
+  );
+  for (const item of items) item.armRead();
+  assert.equal(started.length, ADMIT_PER_TURN * 4);
+  assert.ok(waker.holding);
+});
+
 Deno.test("reads held for admission start without waiting out the pass timeout", async () => {
   using _cleanup = closing();
   class Reader extends Dispatcher {
@@ -57,9 +79,9 @@ Deno.test("reads held for admission start without waiting out the pass timeout",
       this.received += text(this.recv(16));
     }
   }
-  // The channels that join first get the first turn's reads and stay quiet;
-  // only the last ones, whose reads wait for admission, receive anything.
-  const count = ADMIT_PER_TURN * 4;
+  // The channels that join first get the first reads and stay quiet; only
+  // the last ones, whose reads wait for admission, receive anything.
+  const count = FREE_READS + ADMIT_PER_TURN * 2;
   const peers: Deno.Conn[] = [];
   const readers: Reader[] = [];
   try {
@@ -86,8 +108,9 @@ Deno.test("reads held for admission start without waiting out the pass timeout",
 Deno.test("DENO_TOKIO_MAX_IO_EVENTS_PER_TICK turns admission off (the runtime caps ticks itself)", async () => {
   const ready = new URL("../_ready.ts", import.meta.url).href;
   const script = `
-import { ADMIT_PER_TURN, Waker } from "${ready}";
+import { ADMIT_PER_TURN, FREE_READS, Waker } from "${ready}";
 const waker = new Waker();
+waker.inFlight = FREE_READS;
 let admitted = 0;
 for (let i = 0; i < ADMIT_PER_TURN * 10; i++) {
   if (waker.admit({ queued: false, admitQueued: false, armRead() {} })) admitted++;
