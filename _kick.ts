@@ -46,7 +46,8 @@ function immediate(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-async function roundTrip(): Promise<void> {
+// A kick with no pair open: opens it first (or learns it cannot).
+async function openAndKick(): Promise<void> {
   const current = pair ??= open();
   const conns = await current;
   if (pair !== current) closeAll(conns); // closeKick() came while it opened
@@ -56,20 +57,31 @@ async function roundTrip(): Promise<void> {
     // op driver run, if not epoll.
     return immediate();
   }
-  try {
-    const [writer, reader] = opened;
-    await writer.write(BYTE);
-    await reader.read(sink);
-  } catch {
-    // closed by closeKick() mid-flight: the yield has happened all the same
-  }
+  return roundTrip(opened);
+}
+
+// A kick runs once every few passes of a busy loop, so it stays lean: the
+// write (a byte on loopback, never blocked) is not awaited, only the read.
+function roundTrip([writer, reader]: Pair): Promise<void> {
+  writer.write(BYTE).catch(ignore);
+  return reader.read(sink).then(ignore, ignore);
+}
+
+function ignore(): void {
+  // closed by closeKick() mid-flight: the yield has happened all the same
+}
+
+function done(): void {
+  inFlight = null;
 }
 
 /** Yields until the OS poller has run once (see the file comment). */
 export function kick(): Promise<void> {
-  return inFlight ??= roundTrip().finally(() => {
-    inFlight = null;
-  });
+  if (inFlight !== null) return inFlight;
+  const yielded = opened !== null ? roundTrip(opened) : openAndKick();
+  inFlight = yielded;
+  yielded.then(done);
+  return yielded;
 }
 
 /** Closes the private connection; the next kick opens a new one. */

@@ -233,12 +233,14 @@ const TURN_MS = 0.25;
 /** Most passes that do not wait in a row without letting I/O land. */
 const KICK_PASSES = 4;
 
+/** What a pass found ready: `[readers, writers]`. */
+type Ready = [readers: Dispatcher[], writers: Dispatcher[]];
+
 // One pass: ask every channel what it wants, arm its read, then wait (only if
 // nothing is ready yet) and report which channels are read- and write-ready.
-async function scan(
-  timeout: number,
-  map: SocketMap,
-): Promise<[readers: Dispatcher[], writers: Dispatcher[]]> {
+// A pass that neither waits nor kicks returns its lists at once: most passes
+// of a busy loop, and a promise per pass would be most of their garbage.
+function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   const waker = wakerFor<Channel<Dispatcher>>(map);
   const readers: Dispatcher[] = [];
   const writers: Dispatcher[] = [];
@@ -260,34 +262,48 @@ async function scan(
   waker.drain();
   const idle = readers.length === 0 && writers.length === 0;
   if (idle && !waker.holding) {
-    await waker.wait(waitBound(map, timeout * 1000));
-    waker.turn();
-    for (const channel of waker.drain()) {
-      const obj = channel.owner;
-      if (!isCurrent(map, obj)) continue;
-      if (channel.wantRead && channel.readReady()) readers.push(obj);
-      if (channel.wantWrite && channel.writeReady()) writers.push(obj);
-    }
-  } else {
-    // No wait, but settled I/O reaches JavaScript only when the runtime
-    // polls the OS: without a yield that gets there, an always-writable
-    // channel (Python's default) starves every read. What lands is picked up
-    // by the next pass's scan. A kick costs more than a short pass, so it
-    // comes after KICK_PASSES such passes while a read, accept or connect is
-    // in flight (a channel still consuming its inbox has none), or after
-    // TURN_MS (writes and other tasks land then), or at once when the only
-    // work left is reads waiting for admission.
-    const now = performance.now();
-    if (
-      idle ||
-      (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
-      now - waker.turnedAt >= TURN_MS
-    ) {
-      waker.turnedAt = now;
-      waker.passesSinceTurn = 0;
-      await kick();
+    return waitThenCollect(waker, map, waitBound(map, timeout * 1000));
+  }
+  // No wait, but settled I/O reaches JavaScript only when the runtime
+  // polls the OS: without a yield that gets there, an always-writable
+  // channel (Python's default) starves every read. What lands is picked up
+  // by the next pass's scan. A kick costs more than a short pass, so it
+  // comes after KICK_PASSES such passes while a read, accept or connect is
+  // in flight (a channel still consuming its inbox has none), or after
+  // TURN_MS (writes and the program's other tasks land then), or at once
+  // when the only work left is reads waiting for admission.
+  const now = performance.now();
+  if (
+    idle ||
+    (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
+    now - waker.turnedAt >= TURN_MS
+  ) {
+    waker.turnedAt = now;
+    waker.passesSinceTurn = 0;
+    return kick().then(() => {
       waker.turn();
-    }
+      takeExit(waker);
+      return [readers, writers];
+    });
+  }
+  takeExit(waker);
+  return [readers, writers];
+}
+
+async function waitThenCollect(
+  waker: Waker<Channel<Dispatcher>>,
+  map: SocketMap,
+  ms: number,
+): Promise<Ready> {
+  await waker.wait(ms);
+  waker.turn();
+  const readers: Dispatcher[] = [];
+  const writers: Dispatcher[] = [];
+  for (const channel of waker.drain()) {
+    const obj = channel.owner;
+    if (!isCurrent(map, obj)) continue;
+    if (channel.wantRead && channel.readReady()) readers.push(obj);
+    if (channel.wantWrite && channel.writeReady()) writers.push(obj);
   }
   takeExit(waker);
   return [readers, writers];
@@ -329,7 +345,7 @@ export async function poll(
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
   if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  await alone(pollPass(seconds, map), map);
+  await alone(() => pollPass(seconds, map), map);
 }
 
 // A due timer runs like a hook: a dispatcher's own goes through route(); an
@@ -349,17 +365,25 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   }
 }
 
-async function pollPass(seconds: number, map: SocketMap): Promise<void> {
-  const [readers, writers] = await scan(seconds, map);
+function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
+  const ready = scan(seconds, map);
+  if (ready instanceof Promise) return ready.then((r) => dispatch(r, map));
+  dispatch(ready, map);
+}
+
+function dispatch([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
   for (const obj of readers) if (isCurrent(map, obj)) read(obj);
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
 // A pass called on its own (not by loop()) leaves no timer behind.
-async function alone(pass: Promise<void>, map: SocketMap): Promise<void> {
+async function alone(
+  pass: () => Promise<void> | void,
+  map: SocketMap,
+): Promise<void> {
   try {
-    await pass;
+    await pass();
   } finally {
     wakerFor(map).idle();
   }
@@ -390,11 +414,16 @@ export async function poll2(
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
   if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  await alone(poll2Pass(seconds, map), map);
+  await alone(() => poll2Pass(seconds, map), map);
 }
 
-async function poll2Pass(seconds: number, map: SocketMap): Promise<void> {
-  const [readers, writers] = await scan(seconds, map);
+function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
+  const ready = scan(seconds, map);
+  if (ready instanceof Promise) return ready.then((r) => dispatch2(r, map));
+  dispatch2(ready, map);
+}
+
+function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
   const flags = new Map<Dispatcher, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
@@ -530,6 +559,8 @@ export async function loop(
     let left = count ?? Infinity;
     // Pending timers keep the loop running, as in pyftpdlib.
     while ((map.size > 0 || hasTimers(map)) && left > 0 && !signal?.aborted) {
+      // Awaited even when the pass returned nothing: microtasks (an async
+      // hook's next step) still run between passes.
       await pass(timeout, map);
       left--;
     }
