@@ -28,6 +28,11 @@ const MIN_READ = 128;
 const MAX_READ = 64 * 1024;
 /** Reads of a quarter of the buffer or less in a row before it shrinks. */
 const SHRINK_AFTER = 8;
+/**
+ * Connections a listener accepts ahead of `accept()`, and the most
+ * `handle_accept()` calls one pass makes while they wait.
+ */
+export const ACCEPT_AHEAD = 16;
 /** Passes that output may be held while the input behind it is consumed. */
 const MAX_HELD_PASSES = 16;
 const EMPTY = new Uint8Array(0);
@@ -152,7 +157,8 @@ export class Channel<O = unknown> implements Queued {
   readonly owner: O;
   #in: Uint8Array | null = null;
   #eof = false;
-  #accepted: Deno.Conn | null = null;
+  /** Connections accepted ahead of `accept()` (a listener's backlog). */
+  #accepted: Deno.Conn[] | null = null;
   #reading = false;
   /** The waker counting the read, accept or connect in flight, if any. */
   #counted: Waker<Channel<O>> | null = null;
@@ -202,7 +208,7 @@ export class Channel<O = unknown> implements Queued {
       this.#count();
       stream.read(this.#buf).then(this.#onRead, this.#onReadError);
     } else if (
-      this.listener !== null && this.#accepted === null &&
+      this.listener !== null && this.acceptQueued < ACCEPT_AHEAD &&
       this.#stallTimer === undefined
     ) {
       this.#reading = true;
@@ -227,7 +233,7 @@ export class Channel<O = unknown> implements Queued {
 
   /** True while `recv()`/`accept()` has something to report. */
   readReady(): boolean {
-    return this.#in !== null || this.#accepted !== null || this.#eof ||
+    return this.#in !== null || this.acceptQueued > 0 || this.#eof ||
       this.error !== null;
   }
 
@@ -393,11 +399,18 @@ export class Channel<O = unknown> implements Queued {
     if (!this.#writing && this.#out.length > 0) this.#startWrite();
   }
 
-  /** Takes the accepted connection, if any; throws a pending accept error. */
+  /** Connections accepted and not yet taken by `accept()`. */
+  get acceptQueued(): number {
+    return this.#accepted?.length ?? 0;
+  }
+
+  /**
+   * Takes the oldest accepted connection, if any; throws a pending accept
+   * error once those are taken.
+   */
   accept(): Deno.Conn | null {
-    const conn = this.#accepted;
-    if (conn !== null) {
-      this.#accepted = null;
+    const conn = this.#accepted?.shift();
+    if (conn !== undefined) {
       if (this.wantRead) this.armRead();
       return conn;
     }
@@ -569,7 +582,7 @@ export class Channel<O = unknown> implements Queued {
     this.#stallTimer = undefined;
     this.#in = null;
     this.#buf = EMPTY;
-    if (this.#accepted !== null) closeQuietly(this.#accepted);
+    for (const conn of this.#accepted ?? []) closeQuietly(conn);
     this.#accepted = null;
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
@@ -677,8 +690,10 @@ export class Channel<O = unknown> implements Queued {
     setNoDelay(conn);
     if (this.timeoutMs > 0) this.activeAt = performance.now();
     this.#stallMs = 0;
-    this.#accepted = conn;
+    (this.#accepted ??= []).push(conn);
     this.waker?.push(this);
+    // Accept ahead, as the kernel's backlog does, while the owner takes them.
+    if (this.wantRead) this.armRead();
   };
 
   #endStall = (): void => {

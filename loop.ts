@@ -25,7 +25,12 @@
  * @module
  */
 
-import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
+import {
+  ACCEPT_AHEAD,
+  type Channel,
+  isDisconnect,
+  kChannel,
+} from "./_channel.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
@@ -373,7 +378,12 @@ function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
 
 function dispatch([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
-  for (const obj of readers) if (isCurrent(map, obj)) read(obj);
+  for (const obj of readers) {
+    if (isCurrent(map, obj)) {
+      read(obj);
+      if (obj.accepting) acceptMore(obj, map, read);
+    }
+  }
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
@@ -429,7 +439,34 @@ function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
   for (const [obj, bits] of flags) {
-    if (isCurrent(map, obj)) readwrite(obj, bits);
+    if (isCurrent(map, obj)) {
+      readwrite(obj, bits);
+      if (obj.accepting) acceptMore(obj, map, acceptEvent);
+    }
+  }
+}
+
+function acceptEvent(obj: Dispatcher): void {
+  readwrite(obj, POLLIN);
+}
+
+// A listener with more connections already accepted gets handle_accept()
+// for them in the same pass (asking readable() first, as a pass would), up
+// to ACCEPT_AHEAD: a scan of every channel per connection would make
+// accepting N connections cost O(N²). It stops at a handle_accept() that
+// takes none, which the next pass calls again, as Python's loop would.
+function acceptMore(
+  obj: Dispatcher,
+  map: SocketMap,
+  event: (obj: Dispatcher) => void,
+): void {
+  const channel = obj[kChannel];
+  if (channel === null) return;
+  for (let calls = 1; calls < ACCEPT_AHEAD; calls++) {
+    const waiting = channel.acceptQueued;
+    if (waiting === 0 || !isCurrent(map, obj) || !obj.readable()) return;
+    event(obj);
+    if (channel.acceptQueued >= waiting) return;
   }
 }
 
