@@ -151,6 +151,21 @@ const SERVERS: Record<string, ServerSpec> = {
     env: FAIR_TICKS,
     workers: true,
   },
+  // The project's server with V8's young generation capped at 4 MiB a
+  // semi-space: what many idle connections cost when V8 does not grow it
+  // (see the README's Benchmarks). Not in the default set: --servers.
+  asyncore_young4: {
+    label: "asyncore, young gen 4 MiB",
+    argv: [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--v8-flags=--max-semi-space-size=4",
+      `${ROOT}examples/echo_server.ts`,
+      "0",
+    ],
+    workers: true,
+  },
   py_asyncore: {
     label: "Python asyncore",
     argv: ["python3", `${ROOT}bench/servers/py_asyncore_echo.py`, "0"],
