@@ -194,7 +194,7 @@ const USAGE = `usage: deno task bench [options]
                      (env SERVERS, default asyncore,raw_deno)
   --anchors          add both Deno servers with the runtime capped at 128 I/O
                      events per tick ("capped ticks"), and python3 asyncore and
-                     node net when present (env ANCHORS=1)
+                     node net when present, to --servers (env ANCHORS=1)
   --add NAME=CMD     measure another server too (repeatable): a .ts/.js file run
                      with deno run -A, or a command; it gets "0" as last argument
                      (the port) and must print "listening on HOST:PORT"
@@ -279,12 +279,10 @@ function parseOptions(args: string[]): Options {
     }
     return items;
   };
-  const servers = list("servers", Object.keys(SERVERS), [
-    "asyncore",
-    BASE,
-    ...(anchors ? ANCHORS : []),
-  ]);
-  for (const name of added) if (!servers.includes(name)) servers.push(name);
+  const servers = list("servers", Object.keys(SERVERS), ["asyncore", BASE]);
+  for (const name of [...(anchors ? ANCHORS : []), ...added]) {
+    if (!servers.includes(name)) servers.push(name);
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   return {
     runs: Math.floor(num("runs", quick ? 1 : 3, 1)),
