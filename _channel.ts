@@ -213,8 +213,15 @@ export class Channel<O = unknown> implements Queued {
     ) {
       this.#reading = true;
       this.#count();
-      this.listener.accept().then(this.#onAccept, this.#onReadError);
+      this.#acceptNext(this.listener);
     }
+  }
+
+  // The callbacks made here and in the other rare paths stay out of the
+  // hot methods: an arrow function in armRead() would cost every call (each
+  // channel, each pass) a context object for its `this`.
+  #acceptNext(listener: Deno.Listener): void {
+    listener.accept().then((conn) => this.#onAccept(conn), this.#onReadError);
   }
 
   #count(): void {
@@ -334,19 +341,21 @@ export class Channel<O = unknown> implements Queued {
     ) {
       return false;
     }
-    if (!this.#batching) {
-      this.#batching = true;
-      queueMicrotask(this.#endBatch);
-    }
+    if (!this.#batching) this.#startBatch();
     return true;
   }
 
-  #endBatch = (): void => {
+  #startBatch(): void {
+    this.#batching = true;
+    queueMicrotask(() => this.#endBatch());
+  }
+
+  #endBatch(): void {
     this.#batching = false;
     if (!this.#writing && this.#out.length > 0 && this.stream !== null) {
       this.#startWrite();
     }
-  };
+  }
 
   // Copies queued bytes into the last chunk's spare room, or a new chunk with
   // room for more, so a run of sends becomes one write op, not one per send.
@@ -460,7 +469,10 @@ export class Channel<O = unknown> implements Queued {
       }
     }
     this.#count();
-    pending.then(this.#onConnect, this.#onConnectError);
+    pending.then(
+      (conn) => this.#onConnect(conn),
+      (error) => this.#onConnectError(error),
+    );
   }
 
   /**
@@ -594,19 +606,19 @@ export class Channel<O = unknown> implements Queued {
     }
     if (this.timeoutMs > 0) {
       this.#closedAt = performance.now();
-      this.#linger = setTimeout(this.#onLinger, this.timeoutMs);
+      this.#linger = setTimeout(() => this.#onLinger(), this.timeoutMs);
     }
   }
 
   // A closed channel still flushing: released once the peer has taken
   // nothing for timeoutMs (a write that never completes would hold the
   // connection forever).
-  #onLinger = (): void => {
+  #onLinger(): void {
     const last = Math.max(this.activeAt, this.#closedAt);
     const left = last + this.timeoutMs - performance.now();
-    if (left > 0) this.#linger = setTimeout(this.#onLinger, left);
+    if (left > 0) this.#linger = setTimeout(() => this.#onLinger(), left);
     else this.#release();
-  };
+  }
 
   #release(): void {
     clearTimeout(this.#linger);
@@ -674,13 +686,13 @@ export class Channel<O = unknown> implements Queued {
         Math.max(this.#stallMs * 2, STALL_MIN_MS),
         STALL_MAX_MS,
       );
-      this.#stallTimer = setTimeout(this.#endStall, this.#stallMs);
+      this.#restAfterStall();
     }
     this.error = error;
     this.waker?.push(this);
   };
 
-  #onAccept = (conn: Deno.Conn): void => {
+  #onAccept(conn: Deno.Conn): void {
     this.#uncount();
     this.#reading = false;
     if (this.closed) {
@@ -694,14 +706,18 @@ export class Channel<O = unknown> implements Queued {
     this.waker?.push(this);
     // Accept ahead, as the kernel's backlog does, while the owner takes them.
     if (this.wantRead) this.armRead();
-  };
+  }
 
-  #endStall = (): void => {
+  #restAfterStall(): void {
+    this.#stallTimer = setTimeout(() => this.#endStall(), this.#stallMs);
+  }
+
+  #endStall(): void {
     this.#stallTimer = undefined;
     if (this.wantRead) this.armRead();
-  };
+  }
 
-  #onConnect = (conn: Deno.Conn): void => {
+  #onConnect(conn: Deno.Conn): void {
     this.#uncount();
     this.#abort = null;
     if (this.closed) {
@@ -712,9 +728,9 @@ export class Channel<O = unknown> implements Queued {
     if (this.timeoutMs > 0) this.activeAt = performance.now();
     this.stream = conn;
     this.waker?.push(this);
-  };
+  }
 
-  #onConnectError = (error: unknown): void => {
+  #onConnectError(error: unknown): void {
     this.#uncount();
     this.#abort = null;
     if (this.closed) return;
@@ -723,7 +739,7 @@ export class Channel<O = unknown> implements Queued {
       `Cannot connect: ${this.#peer}: ${(error as Error)?.message}`,
     );
     this.waker?.push(this);
-  };
+  }
 
   #onWritten = (n: number): void => {
     if (this.timeoutMs > 0) this.activeAt = performance.now();

@@ -285,14 +285,21 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   ) {
     waker.turnedAt = now;
     waker.passesSinceTurn = 0;
-    return kick().then(() => {
-      waker.turn();
-      takeExit(waker);
-      return [readers, writers];
-    });
+    return kickThen(waker, [readers, writers]);
   }
   takeExit(waker);
   return [readers, writers];
+}
+
+// Apart from scan(): a closure there would put its locals in a context.
+async function kickThen(
+  waker: Waker<Channel<Dispatcher>>,
+  ready: Ready,
+): Promise<Ready> {
+  await kick();
+  waker.turn();
+  takeExit(waker);
+  return ready;
 }
 
 async function waitThenCollect(
