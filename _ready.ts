@@ -104,8 +104,13 @@ export class Waker<T extends Queued = Queued> {
     return this.#admitHead < this.#admitQueue.length;
   }
 
-  /** A new loop turn: renews the budget and starts held reads first. */
+  /**
+   * The event loop has turned (a wait or a kick ended): renews the budget,
+   * starts held reads first, and restarts the count towards the next kick.
+   */
   turn(): void {
+    this.turnedAt = performance.now();
+    this.passesSinceTurn = 0;
     this.#admits = admitPerTurn ??= admitLimit();
     const queue = this.#admitQueue;
     while (this.#admits > 0 && this.#admitHead < queue.length) {
@@ -133,9 +138,6 @@ export class Waker<T extends Queued = Queued> {
     const resolve = this.#resolve;
     if (resolve !== null) {
       this.#resolve = null;
-      // Whatever ended the wait came from a turn of the event loop.
-      this.turnedAt = performance.now();
-      this.passesSinceTurn = 0;
       resolve();
     }
   }

@@ -277,17 +277,13 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   // in flight (a channel still consuming its inbox has none), or after
   // TURN_MS (writes and the program's other tasks land then), or at once
   // when the only work left is reads waiting for admission.
-  const now = performance.now();
   if (
     idle ||
     (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
-    now - waker.turnedAt >= TURN_MS
+    performance.now() - waker.turnedAt >= TURN_MS
   ) {
-    waker.turnedAt = now;
-    waker.passesSinceTurn = 0;
     return kickThen(waker, [readers, writers]);
   }
-  takeExit(waker);
   return [readers, writers];
 }
 
@@ -298,7 +294,6 @@ async function kickThen(
 ): Promise<Ready> {
   await kick();
   waker.turn();
-  takeExit(waker);
   return ready;
 }
 
@@ -317,7 +312,6 @@ async function waitThenCollect(
     if (channel.wantRead && channel.readReady()) readers.push(obj);
     if (channel.wantWrite && channel.writeReady()) writers.push(obj);
   }
-  takeExit(waker);
   return [readers, writers];
 }
 
@@ -377,10 +371,29 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   }
 }
 
-function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
+type Dispatch = (ready: Ready, map: SocketMap) => void;
+
+// One pass: a scan, then `handle` dispatches what it found, unless a hook's
+// rejection has meanwhile asked the loop to stop.
+function runPass(
+  seconds: number,
+  map: SocketMap,
+  handle: Dispatch,
+): Promise<void> | void {
   const ready = scan(seconds, map);
-  if (ready instanceof Promise) return ready.then((r) => dispatch(r, map));
-  dispatch(ready, map);
+  if (ready instanceof Promise) {
+    return ready.then((found) => finish(found, map, handle));
+  }
+  finish(ready, map, handle);
+}
+
+function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
+  takeExit(wakerFor(map));
+  handle(ready, map);
+}
+
+function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
+  return runPass(seconds, map, dispatch);
 }
 
 function dispatch([readers, writers]: Ready, map: SocketMap): void {
@@ -435,9 +448,7 @@ export async function poll2(
 }
 
 function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
-  const ready = scan(seconds, map);
-  if (ready instanceof Promise) return ready.then((r) => dispatch2(r, map));
-  dispatch2(ready, map);
+  return runPass(seconds, map, dispatch2);
 }
 
 function dispatch2([readers, writers]: Ready, map: SocketMap): void {
