@@ -101,36 +101,3 @@ Deno.test("reads held for admission start without waiting out the pass timeout",
     for (const peer of peers) peer.close();
   }
 });
-
-Deno.test("DENO_TOKIO_MAX_IO_EVENTS_PER_TICK turns admission off (the runtime caps ticks itself)", async () => {
-  const ready = new URL("../_ready.ts", import.meta.url).href;
-  const script = `
-import { ADMIT_PER_TURN, FREE_READS, Waker } from "${ready}";
-const waker = new Waker();
-waker.inFlight = FREE_READS;
-let admitted = 0;
-for (let i = 0; i < ADMIT_PER_TURN * 10; i++) {
-  if (waker.admit({ queued: false, admitQueued: false, armRead() {} })) admitted++;
-}
-console.log(admitted);
-`;
-  const name = "DENO_TOKIO_MAX_IO_EVENTS_PER_TICK";
-  const inherited = Object.fromEntries(
-    Object.entries(Deno.env.toObject()).filter(([key]) => key !== name),
-  );
-  const cases: [Record<string, string>, number][] = [
-    [{}, ADMIT_PER_TURN],
-    [{ [name]: "128" }, ADMIT_PER_TURN * 10],
-  ];
-  for (const [extra, expected] of cases) {
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", "--ext=ts", script],
-      clearEnv: true,
-      env: { ...inherited, ...extra },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, text(stderr));
-    assert.equal(Number(text(stdout)), expected);
-  }
-});
