@@ -25,7 +25,10 @@ export const OUTBOX_MARK = 256 * 1024;
 // Read buffers start small (idle channels stay cheap), grow x4 whenever a read
 // fills them and shrink back after a run of reads that use a quarter or less.
 const MIN_READ = 128;
-const MAX_READ = 64 * 1024;
+const MAX_READ = CHUNK_SIZE;
+// A read or send larger than this uses a pooled chunk (and leaves at most
+// half of it unused) rather than a copy of its own.
+const POOLED = CHUNK_SIZE / 2;
 /** Reads of a quarter of the buffer or less in a row before it shrinks. */
 const SHRINK_AFTER = 8;
 /**
@@ -202,7 +205,9 @@ export class Channel<O = unknown> implements Queued {
       if (this.#in !== null || this.#eof || !this.wantRead) return;
       if (this.waker !== null && !this.waker.admit(this)) return;
       if (this.#buf.length !== this.#readSize) {
-        this.#buf = carve(this.#readSize);
+        this.#buf = this.#readSize === CHUNK_SIZE
+          ? takeChunk()
+          : carve(this.#readSize);
       }
       this.#reading = true;
       this.#count();
@@ -326,7 +331,7 @@ export class Channel<O = unknown> implements Queued {
     // replaces many small ones, and flush() ends the hold.
     const queue = this.#writing ||
       (this.#in !== null && this.#outBytes < CHUNK_SIZE) || this.#batch();
-    if (queue || this.#out.length > 0) this.#append(bytes);
+    if (queue || this.#out.length > 0 || n > POOLED) this.#append(bytes);
     else this.#out.push(copyBytes(bytes));
     if (!queue) this.#startWrite();
     return n;
@@ -372,7 +377,7 @@ export class Channel<O = unknown> implements Queued {
         return;
       }
     }
-    if (bytes.length >= CHUNK_SIZE) {
+    if (bytes.length > CHUNK_SIZE) {
       this.#tail = null;
       out.push(bytes.slice());
       return;
@@ -650,12 +655,19 @@ export class Channel<O = unknown> implements Queued {
       return;
     } else {
       if (this.timeoutMs > 0) this.activeAt = performance.now();
-      // The inbox gets a copy and the read buffer is kept for the next read:
-      // recv() hands out views that callers may keep, and a buffer read into
-      // again and again stays in the CPU's cache (a fresh 64 KiB per read
-      // costs more, in zeroing and cache misses, than the copy).
+      // recv() hands out views that callers may keep. A read that filled
+      // most of a pooled chunk hands the chunk itself to the inbox, and the
+      // next read takes another from the pool, which the outbox refills as
+      // writes complete: an echo copies each byte once, not twice. A smaller
+      // read leaves a copy and keeps its buffer, so a short reply never pins
+      // a large one.
       const buf = this.#buf;
-      this.#in = copyBytes(buf.subarray(0, n));
+      if (n > POOLED) {
+        this.#in = buf.subarray(0, n);
+        this.#buf = EMPTY;
+      } else {
+        this.#in = copyBytes(buf.subarray(0, n));
+      }
       // Grow at once when a read fills the buffer; shrink only after a run of
       // small reads, so sizes near a boundary do not flip-flop (each change
       // costs a new buffer).

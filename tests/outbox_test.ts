@@ -8,6 +8,7 @@ import { Dispatcher, DispatcherWithSend, loop } from "../mod.ts";
 import { Channel } from "../_channel.ts";
 import {
   closing,
+  concat,
   loopbackPair,
   loopUntil,
   readAll,
@@ -42,6 +43,45 @@ Deno.test("sends merged while input is consumed arrive complete and in order", a
   const echoed = await reading; // readAll() closes the client
   assert.equal(echoed.length, data.length);
   assert.ok(echoed.every((byte, i) => byte === data[i]), "the echo differs");
+});
+
+Deno.test("bytes recv() returned stay the caller's while later reads and echoes reuse buffers", async () => {
+  using _cleanup = closing();
+  const [server, client] = await loopbackPair();
+  // Keeps every large read it echoes: a read buffer handed to recv() and
+  // then reused by a later read (or the outbox) would change what it kept.
+  class KeepingEcho extends DispatcherWithSend {
+    kept: Uint8Array[] = [];
+    override handle_read(): void {
+      const data = this.recv(65536);
+      this.kept.push(data);
+      if (data.length > 0) this.send(data);
+    }
+    override handle_close(): void {
+      this.close();
+    }
+  }
+  const handler = new KeepingEcho(server);
+  const data = new Uint8Array(4 * 1024 * 1024).map((_, i) =>
+    (i * 7 + (i >> 16)) & 0xff
+  );
+  const writing = writeAll(client, data).then(() => client.closeWrite());
+  const reading = readAll(client);
+  await loop({ timeout: 5 });
+  await writing;
+  const echoed = await reading; // readAll() closes the client
+  assert.ok(
+    handler.kept.some((chunk) => chunk.length > 32 * 1024),
+    "no read was large enough to be handed over",
+  );
+  const results: [string, Uint8Array][] = [
+    ["kept", concat(handler.kept)],
+    ["echo", echoed],
+  ];
+  for (const [what, got] of results) {
+    assert.equal(got.length, data.length, what);
+    assert.ok(got.every((byte, i) => byte === data[i]), `the ${what} differs`);
+  }
 });
 
 Deno.test("a handler that stops reading still gets its held output written", async () => {
