@@ -266,8 +266,10 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   // What is queued now the scan has already seen.
   waker.drain();
   const idle = readers.length === 0 && writers.length === 0;
-  if (idle && !waker.holding) {
-    return waitThenCollect(waker, map, waitBound(map, timeout * 1000));
+  if (idle) {
+    return waker.holding
+      ? kickThenCollect(waker, map)
+      : waitThenCollect(waker, map, waitBound(map, timeout * 1000));
   }
   // No wait, but settled I/O reaches JavaScript only when the runtime
   // polls the OS: without a yield that gets there, an always-writable
@@ -275,10 +277,8 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   // by the next pass's scan. A kick costs more than a short pass, so it
   // comes after KICK_PASSES such passes while a read, accept or connect is
   // in flight (a channel still consuming its inbox has none), or after
-  // TURN_MS (writes and the program's other tasks land then), or at once
-  // when the only work left is reads waiting for admission.
+  // TURN_MS (writes and the program's other tasks land then).
   if (
-    idle ||
     (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
     performance.now() - waker.turnedAt >= TURN_MS
   ) {
@@ -297,12 +297,28 @@ async function kickThen(
   return ready;
 }
 
+// Nothing is ready but reads wait for admission: a kick lets the admitted
+// ones land, and the pass reports them as a wait would, rather than leaving
+// them to another scan of every channel.
+async function kickThenCollect(
+  waker: Waker<Channel<Dispatcher>>,
+  map: SocketMap,
+): Promise<Ready> {
+  await kick();
+  return collect(waker, map);
+}
+
 async function waitThenCollect(
   waker: Waker<Channel<Dispatcher>>,
   map: SocketMap,
   ms: number,
 ): Promise<Ready> {
   await waker.wait(ms);
+  return collect(waker, map);
+}
+
+// After a wait or a kick: the channels whose I/O landed meanwhile.
+function collect(waker: Waker<Channel<Dispatcher>>, map: SocketMap): Ready {
   waker.turn();
   const readers: Dispatcher[] = [];
   const writers: Dispatcher[] = [];

@@ -5,7 +5,7 @@
 // load are measured by `deno task bench`; these tests pin the mechanism.
 
 import assert from "node:assert/strict";
-import { Dispatcher } from "../mod.ts";
+import { Dispatcher, loop } from "../mod.ts";
 import { ADMIT_PER_TURN, FREE_READS, type Queued, Waker } from "../_ready.ts";
 import { bytes, closing, loopbackPair, loopUntil, text } from "./_helpers.ts";
 
@@ -97,6 +97,41 @@ Deno.test("reads held for admission start without waiting out the pass timeout",
       limit: 10,
       what: "every connection was read",
     });
+  } finally {
+    for (const peer of peers) peer.close();
+  }
+});
+
+Deno.test("a pass that finds nothing ready while reads wait for admission reports the reads that land", async () => {
+  using _cleanup = closing();
+  class Reader extends Dispatcher {
+    received = "";
+    override writable(): boolean {
+      return false;
+    }
+    override handle_read(): void {
+      this.received += text(this.recv(16));
+    }
+  }
+  // More connections than start at once, each with a byte waiting: the first
+  // pass starts FREE_READS + ADMIT_PER_TURN reads and holds the rest, finds
+  // nothing ready yet, and lets the started reads land before it reports.
+  const count = FREE_READS + ADMIT_PER_TURN + 8;
+  const peers: Deno.Conn[] = [];
+  const readers: Reader[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const [conn, peer] = await loopbackPair();
+      peers.push(peer);
+      readers.push(new Reader(conn));
+      await peer.write(bytes("x"));
+    }
+    await loop({ timeout: 30, count: 1 });
+    const served = readers.filter((r) => r.received === "x").length;
+    assert.ok(
+      served >= FREE_READS,
+      `the first pass served ${served} of ${count} connections`,
+    );
   } finally {
     for (const peer of peers) peer.close();
   }
