@@ -65,74 +65,74 @@ Deno.test("Waker admits every read while fewer than FREE_READS are in flight", (
   assert.ok(waker.holding);
 });
 
-Deno.test("reads held for admission start without waiting out the pass timeout", async () => {
-  using _cleanup = closing();
-  class Reader extends Dispatcher {
-    received = "";
-    override writable(): boolean {
-      return false;
-    }
-    override handle_read(): void {
-      this.received += text(this.recv(16));
-    }
+// Reads what arrives, and never asks to write.
+class Reader extends Dispatcher {
+  received = "";
+  override writable(): boolean {
+    return false;
   }
-  // The channels that join first get the first reads and stay quiet; only
-  // the last ones, whose reads wait for admission, receive anything.
-  const count = FREE_READS + ADMIT_PER_TURN * 2;
-  const peers: Deno.Conn[] = [];
-  const readers: Reader[] = [];
+  override handle_read(): void {
+    this.received += text(this.recv(16));
+  }
+}
+
+interface Readers extends Disposable {
+  readers: Reader[];
+  peers: Deno.Conn[];
+}
+
+// `count` Readers on loopback connections, and their peers (which disposing
+// closes; close_all() closes the readers).
+async function openReaders(count: number): Promise<Readers> {
+  const group: Readers = {
+    readers: [],
+    peers: [],
+    [Symbol.dispose]() {
+      for (const peer of this.peers) peer.close();
+    },
+  };
   try {
     for (let i = 0; i < count; i++) {
       const [conn, peer] = await loopbackPair();
-      peers.push(peer);
-      readers.push(new Reader(conn));
+      group.peers.push(peer);
+      group.readers.push(new Reader(conn));
     }
-    const talking = readers.slice(-ADMIT_PER_TURN);
-    for (const peer of peers.slice(-ADMIT_PER_TURN)) {
-      await peer.write(bytes("x"));
-    }
-    // Every pass may wait 30 s: only reads that were started can end a wait.
-    await loopUntil(() => talking.every((r) => r.received === "x"), {
-      timeout: 30,
-      limit: 10,
-      what: "every connection was read",
-    });
-  } finally {
-    for (const peer of peers) peer.close();
+  } catch (error) {
+    group[Symbol.dispose]();
+    throw error;
   }
+  return group;
+}
+
+Deno.test("reads held for admission start without waiting out the pass timeout", async () => {
+  using _cleanup = closing();
+  // The channels that join first get the first reads and stay quiet; only
+  // the last ones, whose reads wait for admission, receive anything.
+  using group = await openReaders(FREE_READS + ADMIT_PER_TURN * 2);
+  const talking = group.readers.slice(-ADMIT_PER_TURN);
+  for (const peer of group.peers.slice(-ADMIT_PER_TURN)) {
+    await peer.write(bytes("x"));
+  }
+  // Every pass may wait 30 s: only reads that were started can end a wait.
+  await loopUntil(() => talking.every((r) => r.received === "x"), {
+    timeout: 30,
+    limit: 10,
+    what: "every connection was read",
+  });
 });
 
 Deno.test("a pass that finds nothing ready while reads wait for admission reports the reads that land", async () => {
   using _cleanup = closing();
-  class Reader extends Dispatcher {
-    received = "";
-    override writable(): boolean {
-      return false;
-    }
-    override handle_read(): void {
-      this.received += text(this.recv(16));
-    }
-  }
   // More connections than start at once, each with a byte waiting: the first
   // pass starts FREE_READS + ADMIT_PER_TURN reads and holds the rest, finds
   // nothing ready yet, and lets the started reads land before it reports.
   const count = FREE_READS + ADMIT_PER_TURN + 8;
-  const peers: Deno.Conn[] = [];
-  const readers: Reader[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const [conn, peer] = await loopbackPair();
-      peers.push(peer);
-      readers.push(new Reader(conn));
-      await peer.write(bytes("x"));
-    }
-    await loop({ timeout: 30, count: 1 });
-    const served = readers.filter((r) => r.received === "x").length;
-    assert.ok(
-      served >= FREE_READS,
-      `the first pass served ${served} of ${count} connections`,
-    );
-  } finally {
-    for (const peer of peers) peer.close();
-  }
+  using group = await openReaders(count);
+  for (const peer of group.peers) await peer.write(bytes("x"));
+  await loop({ timeout: 30, count: 1 });
+  const served = group.readers.filter((r) => r.received === "x").length;
+  assert.ok(
+    served >= FREE_READS,
+    `the first pass served ${served} of ${count} connections`,
+  );
 });

@@ -15,11 +15,14 @@ import {
   writeAll,
 } from "./_helpers.ts";
 
-// Echoes in small slices, so one read's bytes take many passes to consume.
+// Echoes in small slices, so one read's bytes take many passes to consume;
+// with `kept` set, it also keeps every slice recv() returned.
 class SliceEcho extends DispatcherWithSend {
   slice = 1000;
+  kept: Uint8Array[] | null = null;
   override handle_read(): void {
     const data = this.recv(this.slice);
+    this.kept?.push(data);
     if (data.length > 0) this.send(data);
   }
   override handle_close(): void {
@@ -27,61 +30,47 @@ class SliceEcho extends DispatcherWithSend {
   }
 }
 
+// 4 MiB of a pattern that never repeats at a 64 KiB period, so a chunk
+// written twice, out of order or overwritten cannot go unnoticed.
+const PATTERN = new Uint8Array(4 * 1024 * 1024).map((_, i) =>
+  (i * 7 + (i >> 16)) & 0xff
+);
+
+// Streams PATTERN from `client` through the loop and returns what came back.
+async function echoPattern(client: Deno.Conn): Promise<Uint8Array> {
+  const writing = writeAll(client, PATTERN).then(() => client.closeWrite());
+  const reading = readAll(client);
+  await loop({ timeout: 5 });
+  await writing;
+  return await reading; // readAll() closes the client
+}
+
+function assertPattern(got: Uint8Array, what: string): void {
+  assert.equal(got.length, PATTERN.length, what);
+  assert.ok(got.every((byte, i) => byte === PATTERN[i]), `the ${what} differs`);
+}
+
 Deno.test("sends merged while input is consumed arrive complete and in order", async () => {
   using _cleanup = closing();
   const [server, client] = await loopbackPair();
   new SliceEcho(server);
-  // 4 MiB of a pattern that never repeats at a 64 KiB period, so a chunk
-  // written twice or out of order cannot go unnoticed.
-  const data = new Uint8Array(4 * 1024 * 1024).map((_, i) =>
-    (i * 7 + (i >> 16)) & 0xff
-  );
-  const writing = writeAll(client, data).then(() => client.closeWrite());
-  const reading = readAll(client);
-  await loop({ timeout: 5 });
-  await writing;
-  const echoed = await reading; // readAll() closes the client
-  assert.equal(echoed.length, data.length);
-  assert.ok(echoed.every((byte, i) => byte === data[i]), "the echo differs");
+  assertPattern(await echoPattern(client), "echo");
 });
 
 Deno.test("bytes recv() returned stay the caller's while later reads and echoes reuse buffers", async () => {
   using _cleanup = closing();
   const [server, client] = await loopbackPair();
-  // Keeps every large read it echoes: a read buffer handed to recv() and
-  // then reused by a later read (or the outbox) would change what it kept.
-  class KeepingEcho extends DispatcherWithSend {
-    kept: Uint8Array[] = [];
-    override handle_read(): void {
-      const data = this.recv(65536);
-      this.kept.push(data);
-      if (data.length > 0) this.send(data);
-    }
-    override handle_close(): void {
-      this.close();
-    }
-  }
-  const handler = new KeepingEcho(server);
-  const data = new Uint8Array(4 * 1024 * 1024).map((_, i) =>
-    (i * 7 + (i >> 16)) & 0xff
-  );
-  const writing = writeAll(client, data).then(() => client.closeWrite());
-  const reading = readAll(client);
-  await loop({ timeout: 5 });
-  await writing;
-  const echoed = await reading; // readAll() closes the client
+  // A read buffer handed to recv() and then reused by a later read (or the
+  // outbox) would change what the handler kept.
+  const handler = new SliceEcho(server);
+  handler.slice = 65536;
+  handler.kept = [];
+  assertPattern(await echoPattern(client), "echo");
   assert.ok(
     handler.kept.some((chunk) => chunk.length > 32 * 1024),
     "no read was large enough to be handed over",
   );
-  const results: [string, Uint8Array][] = [
-    ["kept", concat(handler.kept)],
-    ["echo", echoed],
-  ];
-  for (const [what, got] of results) {
-    assert.equal(got.length, data.length, what);
-    assert.ok(got.every((byte, i) => byte === data[i]), `the ${what} differs`);
-  }
+  assertPattern(concat(handler.kept), "kept");
 });
 
 Deno.test("a handler that stops reading still gets its held output written", async () => {
