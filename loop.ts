@@ -360,14 +360,8 @@ function takeExit(waker: Waker): void {
  * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
  * @throws {RangeError} If `timeout` is negative.
  */
-export async function poll(
-  timeout?: number,
-  map?: SocketMap,
-): Promise<void> {
-  const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
-  map ??= socket_map;
-  if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  await alone(() => pollPass(seconds, map), map);
+export function poll(timeout?: number, map?: SocketMap): Promise<void> {
+  return alone(pollPass, timeout, map);
 }
 
 // A due timer runs like a hook: a dispatcher's own goes through route(); an
@@ -423,13 +417,18 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
-// A pass called on its own (not by loop()) leaves no timer behind.
+// poll() and poll2(): one pass called on its own (not by loop()), which
+// checks their arguments and leaves no timer behind.
 async function alone(
-  pass: () => Promise<void> | void,
-  map: SocketMap,
+  pass: (seconds: number, map: SocketMap) => Promise<void> | void,
+  timeout: number | undefined,
+  map: SocketMap | undefined,
 ): Promise<void> {
+  const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
+  map ??= socket_map;
+  if (checkMap(map).size === 0 && !hasTimers(map)) return;
   try {
-    await pass();
+    await pass(seconds, map);
   } finally {
     wakerFor(map).idle();
   }
@@ -453,14 +452,8 @@ async function alone(
  * @throws {TypeError} If `timeout` is not a number or `map` not a `Map`.
  * @throws {RangeError} If `timeout` is negative.
  */
-export async function poll2(
-  timeout?: number,
-  map?: SocketMap,
-): Promise<void> {
-  const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
-  map ??= socket_map;
-  if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  await alone(() => poll2Pass(seconds, map), map);
+export function poll2(timeout?: number, map?: SocketMap): Promise<void> {
+  return alone(poll2Pass, timeout, map);
 }
 
 function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
