@@ -298,8 +298,8 @@ async function kickThen(
 }
 
 // Nothing is ready but reads wait for admission: a kick lets the admitted
-// ones land, and the pass reports them as a wait would, rather than leaving
-// them to another scan of every channel.
+// ones land, and the pass reports them as a wait would (not a pass that
+// reports nothing and leaves them to the next one).
 async function kickThenCollect(
   waker: Waker<Channel<Dispatcher>>,
   map: SocketMap,
