@@ -1426,7 +1426,8 @@ export class DispatcherWithSend extends Dispatcher {
     let rest = data;
     if (this.#queued === 0) {
       // Nothing queued: straight to the connection, no copy here.
-      rest = data.subarray(super.send(data));
+      const sent = super.send(data);
+      rest = sent < data.length ? data.subarray(sent) : EMPTY;
     }
     // Closed (send() called handle_close()): nothing would ever drain it.
     if (this[kChannel]?.closed) return 0;
