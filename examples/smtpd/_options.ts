@@ -1,13 +1,44 @@
-// Checks of the options SMTPServer and SMTPChannel share.
+// The options SMTPServer and SMTPChannel share: checked, with defaults.
 
+import type { TlsServerOptions } from "@asyncore/asyncore";
 import type { SMTPChannelOptions } from "./channel.ts";
+
+/** The default limit on a message's size in bytes, as in Python's smtpd. */
+export const DATA_SIZE_DEFAULT = 33554432;
+
+/** What SMTPServer and SMTPChannel keep of their options. */
+export interface SMTPSettings {
+  data_size_limit: number | null;
+  enable_SMTPUTF8: boolean;
+  decode_data: boolean;
+  tls: TlsServerOptions | null;
+}
+
+/**
+ * The settings `options` ask for, defaults filled in; see
+ * {@linkcode checkSMTPOptions} for what it throws.
+ */
+export function smtpSettings(
+  options: SMTPChannelOptions,
+  action: string,
+): SMTPSettings {
+  checkSMTPOptions(options, action);
+  return {
+    data_size_limit: options.data_size_limit === undefined
+      ? DATA_SIZE_DEFAULT
+      : options.data_size_limit,
+    enable_SMTPUTF8: options.enable_SMTPUTF8 ?? false,
+    decode_data: options.decode_data ?? false,
+    tls: options.tls ?? null,
+  };
+}
 
 /**
  * Throws if `options` cannot work: a TypeError for a wrong type or for both
  * `decode_data` and `enable_SMTPUTF8`, a RangeError for a negative or
  * fractional `data_size_limit` or a `timeout` that is not positive.
  */
-export function checkSMTPOptions(
+function checkSMTPOptions(
   options: SMTPChannelOptions,
   action: string,
 ): void {

@@ -15,15 +15,14 @@ import {
 import { parseAddress, parseParams, stripKeyword } from "./_address.ts";
 import { ByteBuffer } from "./_buffer.ts";
 import { getfqdn } from "./_fqdn.ts";
-import { checkSMTPOptions } from "./_options.ts";
+import { smtpSettings } from "./_options.ts";
 import type {
   MessageData,
   ProcessMessageOptions,
   SMTPServer,
 } from "./server.ts";
 
-/** The default limit on a message's size in bytes, as in Python's smtpd. */
-export const DATA_SIZE_DEFAULT = 33554432;
+export { DATA_SIZE_DEFAULT } from "./_options.ts";
 
 /** The software name the `220` greeting ends with (Python's `__version__`). */
 export const SMTPD_VERSION = "asyncore SMTP server version 0.1";
@@ -219,16 +218,14 @@ export class SMTPChannel extends AsyncChat {
     conn: Deno.Conn,
     options: SMTPChannelOptions = {},
   ) {
-    checkSMTPOptions(options, "create SMTPChannel");
+    const settings = smtpSettings(options, "create SMTPChannel");
     super(conn, options.map ?? null);
     this.smtp_server = server;
     this.conn = conn;
-    this.data_size_limit = options.data_size_limit === undefined
-      ? DATA_SIZE_DEFAULT
-      : options.data_size_limit;
-    this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
-    this.decode_data = options.decode_data ?? false;
-    this.tls = options.tls ?? null;
+    this.data_size_limit = settings.data_size_limit;
+    this.enable_SMTPUTF8 = settings.enable_SMTPUTF8;
+    this.decode_data = settings.decode_data;
+    this.tls = settings.tls;
     this._set_rset_state();
     this.fqdn = getfqdn();
     try {

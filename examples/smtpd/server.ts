@@ -16,12 +16,11 @@ import {
   type TlsServerOptions,
 } from "@asyncore/asyncore";
 import {
-  DATA_SIZE_DEFAULT,
   SMTPChannel,
   type SMTPChannelOptions,
   TIMEOUT_DEFAULT,
 } from "./channel.ts";
-import { checkSMTPOptions } from "./_options.ts";
+import { smtpSettings } from "./_options.ts";
 
 /**
  * A message as `process_message()` gets it: bytes, or a string when the
@@ -132,15 +131,13 @@ export class SMTPServer extends Dispatcher {
    * other bind errors).
    */
   constructor(localaddr: Address, options: SMTPServerOptions = {}) {
-    checkSMTPOptions(options, "create SMTPServer");
+    const settings = smtpSettings(options, "create SMTPServer");
     super(null, options.map ?? null);
     this.#map = options.map ?? null;
-    this.data_size_limit = options.data_size_limit === undefined
-      ? DATA_SIZE_DEFAULT
-      : options.data_size_limit;
-    this.enable_SMTPUTF8 = options.enable_SMTPUTF8 ?? false;
-    this.decode_data = options.decode_data ?? false;
-    this.tls = options.tls ?? null;
+    this.data_size_limit = settings.data_size_limit;
+    this.enable_SMTPUTF8 = settings.enable_SMTPUTF8;
+    this.decode_data = settings.decode_data;
+    this.tls = settings.tls;
     this.#timeout = options.timeout === undefined
       ? TIMEOUT_DEFAULT
       : options.timeout;
