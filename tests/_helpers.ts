@@ -9,6 +9,7 @@ import {
   AF_INET6,
   AF_UNIX,
   close_all,
+  type Dispatcher,
   DispatcherWithSend,
   type Family,
   loop,
@@ -191,6 +192,20 @@ export async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
     if (!(error instanceof Deno.errors.ConnectionReset)) throw error;
   }
   return concat(chunks);
+}
+
+/**
+ * Connects `client` (its socket created) to `listener` through the loop;
+ * returns the accepted end once `client` is connected.
+ */
+export async function connectDispatcher(
+  client: Dispatcher,
+  listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>,
+): Promise<Deno.Conn> {
+  client.connect(["127.0.0.1", listener.addr.port]);
+  const accepted = listener.accept();
+  await loopUntil(() => client.connected);
+  return await accepted;
 }
 
 /** Both ends of a fresh loopback TCP connection: `[accepted, client]`. */

@@ -15,6 +15,7 @@ import {
 import {
   bytes,
   closing,
+  connectDispatcher,
   EchoHandler,
   HAS_PYTHON,
   loopUntil,
@@ -51,11 +52,9 @@ async function connectedProbe(
 ): Promise<[Probe, Deno.Conn]> {
   const probe = new Probe();
   probe.create_socket();
-  probe.connect(["127.0.0.1", listener.addr.port]);
-  const accepted = listener.accept();
-  await loopUntil(() => probe.connected);
+  const accepted = await connectDispatcher(probe, listener);
   probe.events.length = 0;
-  return [probe, await accepted];
+  return [probe, accepted];
 }
 
 class EchoServer extends Dispatcher {

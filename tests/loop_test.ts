@@ -25,6 +25,7 @@ import {
 } from "../mod.ts";
 import {
   closing,
+  connectDispatcher,
   loopbackPair,
   loopUntil,
   watchRejections,
@@ -284,20 +285,40 @@ async function connectedRecorder(
 ): Promise<[Recorder, Deno.Conn]> {
   const client = new Recorder();
   client.create_socket();
-  client.connect(["127.0.0.1", listener.addr.port]);
-  const accepted = listener.accept();
-  await loopUntil(() => client.connected);
+  const accepted = await connectDispatcher(client, listener);
   // Connecting dispatched one write event (handle_connect, then handle_write).
   client.calls.length = 0;
-  return [client, await accepted];
+  return [client, accepted];
+}
+
+interface WritingRecorder extends Disposable {
+  client: Recorder;
+}
+
+// A Recorder connected to a private listener and asking for write events;
+// disposing closes the peer and the listener (close_all() the Recorder).
+async function writingRecorder(): Promise<WritingRecorder> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const [client, peer] = await connectedRecorder(listener);
+    client.wantWrite = true;
+    return {
+      client,
+      [Symbol.dispose]() {
+        peer.close();
+        listener.close();
+      },
+    };
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
 }
 
 Deno.test("loop() runs exactly count passes", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   await loop({ count: 3, timeout: 0 });
   assert.deepEqual(client.calls, ["write", "write", "write"]);
   await loop({ count: 0 });
@@ -367,21 +388,17 @@ Deno.test("loop() resolves when its signal aborts", async () => {
 });
 
 Deno.test("loop() with an already aborted signal runs no pass", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   await loop({ signal: AbortSignal.abort() });
   assert.deepEqual(client.calls, []);
 });
 
 Deno.test("loop() rejects with ExitNow thrown by a handler", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   client.handle_write = () => {
     throw new ExitNow("stop");
   };
@@ -390,11 +407,9 @@ Deno.test("loop() rejects with ExitNow thrown by a handler", async () => {
 });
 
 Deno.test("loop() rejects with ExitNow from an async hook", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   let thrown = false;
   client.handle_write = async () => {
     await Promise.resolve();
@@ -407,11 +422,9 @@ Deno.test("loop() rejects with ExitNow from an async hook", async () => {
 
 Deno.test("a hook's rejected promise reaches handle_error(), never an unhandled rejection", async () => {
   using rejections = watchRejections();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   client.handle_write = async () => {
     await Promise.resolve();
     throw new Error("async failure");
@@ -425,11 +438,9 @@ Deno.test("a hook's rejected promise reaches handle_error(), never an unhandled 
 });
 
 Deno.test("an error a handle_error() throws rejects loop()", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   client.handle_write = () => {
     throw new Error("first");
   };
@@ -441,11 +452,9 @@ Deno.test("an error a handle_error() throws rejects loop()", async () => {
 
 Deno.test("poll(), poll2() and poll3() dispatch one pass", async () => {
   assert.equal(poll3, poll2);
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   await poll(0);
   await poll2(0);
   await poll3(0, socket_map);
@@ -490,11 +499,9 @@ Deno.test("loop() rejects bad options", async (t) => {
 });
 
 Deno.test("loop() takes Python's positional (timeout, use_poll, map, count)", async (t) => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   using _cleanup = closing();
-  const [client, accepted] = await connectedRecorder(listener);
-  using _peer = accepted;
-  client.wantWrite = true;
+  using connected = await writingRecorder();
+  const client = connected.client;
   await t.step("count passes with use_poll and the default map", async () => {
     await loop(0, true, null, 3);
     assert.deepEqual(client.calls, ["write", "write", "write"]);
