@@ -53,6 +53,20 @@ const TLS = {
   key: Deno.readTextFileSync(KEY_FILE),
 };
 
+// A session's commands up to DATA's go-ahead for one message.
+const TO_DATA = ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"];
+
+// The replies to three accepted lines (MAIL, RCPT or a message's end), DATA,
+// a message and QUIT.
+const TRANSACTION_REPLIES = [
+  "250 OK",
+  "250 OK",
+  "250 OK",
+  "354 End data with <CR><LF>.<CR><LF>",
+  "250 OK",
+  "221 Bye",
+];
+
 /** A bare SMTP client on a Deno socket: sends bytes, reads replies. */
 class RawClient {
   #conn: Deno.Conn;
@@ -65,6 +79,20 @@ class RawClient {
 
   static async open(port: number): Promise<RawClient> {
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
+  }
+
+  /** Opens a client, reads the greeting, runs `talk`, then closes it. */
+  static async session(
+    port: number,
+    talk: (client: RawClient) => Promise<void>,
+  ): Promise<void> {
+    const client = await RawClient.open(port);
+    try {
+      await client.reply();
+      await talk(client);
+    } finally {
+      client.close();
+    }
   }
 
   async write(data: string | Uint8Array): Promise<void> {
@@ -99,6 +127,18 @@ class RawClient {
       }
       lines.push(line);
       if (line[3] !== "-") return lines;
+    }
+  }
+
+  /** Sends each command in turn, each after the reply to the one before. */
+  async commands(...lines: string[]): Promise<void> {
+    for (const line of lines) await this.command(line);
+  }
+
+  /** Reads one single-line reply per entry of `replies`, checking each. */
+  async expectReplies(...replies: string[]): Promise<void> {
+    for (const reply of replies) {
+      assert.deepEqual(await this.reply(), [reply]);
     }
   }
 
@@ -165,6 +205,14 @@ async function serving<T>(
     await running;
     close_all();
   }
+}
+
+/** Serves `server` while one client session (greeting read) runs `talk`. */
+function talkTo(
+  server: SMTPServer,
+  talk: (client: RawClient) => Promise<void>,
+): Promise<void> {
+  return serving(server, (port) => RawClient.session(port, talk));
 }
 
 /** Opens a session, checks the greeting, runs `lines` and returns replies. */
@@ -540,14 +588,10 @@ Deno.test("SMTPChannel delivers a message with its envelope, unstuffed and joine
       "Subject: test\r\n\r\n..\r\n.leading\r\nmiddle . dot\r\ncaf\u00e9\r\n.",
       "QUIT",
     ]));
-  assert.deepEqual(replies.slice(1).map((r) => r.at(-1)), [
-    "250 OK",
-    "250 OK",
-    "250 OK",
-    "354 End data with <CR><LF>.<CR><LF>",
-    "250 OK",
-    "221 Bye",
-  ]);
+  assert.deepEqual(
+    replies.slice(1).map((r) => r.at(-1)),
+    TRANSACTION_REPLIES,
+  );
   assert.equal(server.received.length, 1);
   const [message] = server.received;
   assert.equal(message!.mailfrom, "eggs@example");
@@ -682,18 +726,12 @@ Deno.test("SMTPChannel answers where Python's smtpd would hang up or stall", asy
   }
   await t.step("a command line that is not UTF-8", async () => {
     const server = new Recorder(["127.0.0.1", 0]);
-    await serving(server, async (port) => {
-      const client = await RawClient.open(port);
-      try {
-        await client.reply();
-        assert.deepEqual(
-          await client.command(new Uint8Array([0x48, 0xff, 0x4f])),
-          ["500 Error: bad syntax"],
-        );
-        assert.deepEqual(await client.command("NOOP"), ["250 OK"]);
-      } finally {
-        client.close();
-      }
+    await talkTo(server, async (client) => {
+      assert.deepEqual(
+        await client.command(new Uint8Array([0x48, 0xff, 0x4f])),
+        ["500 Error: bad syntax"],
+      );
+      assert.deepEqual(await client.command("NOOP"), ["250 OK"]);
     });
   });
 });
@@ -711,25 +749,15 @@ Deno.test("SMTPChannel keeps 8-bit data byte for byte", async () => {
     0x0d,
     0x43,
   ]);
-  await serving(server, async (port) => {
-    const client = await RawClient.open(port);
-    try {
-      await client.reply();
-      for (
-        const line of [
-          "EHLO x",
-          "MAIL FROM:<a@b> BODY=8BITMIME",
-          "RCPT TO:<c@d>",
-          "DATA",
-        ]
-      ) {
-        await client.command(line);
-      }
-      await client.write(concat([body, encoder.encode("\r\n.\r\n")]));
-      assert.deepEqual(await client.reply(), ["250 OK"]);
-    } finally {
-      client.close();
-    }
+  await talkTo(server, async (client) => {
+    await client.commands(
+      "EHLO x",
+      "MAIL FROM:<a@b> BODY=8BITMIME",
+      "RCPT TO:<c@d>",
+      "DATA",
+    );
+    await client.write(concat([body, encoder.encode("\r\n.\r\n")]));
+    assert.deepEqual(await client.reply(), ["250 OK"]);
   });
   // A bare LF or CR inside a line is data, as in Python.
   assert.deepEqual(server.received[0]!.data, body);
@@ -737,42 +765,25 @@ Deno.test("SMTPChannel keeps 8-bit data byte for byte", async () => {
 
 Deno.test("SMTPChannel answers pipelined commands in order", async () => {
   const server = new Recorder(["127.0.0.1", 0]);
-  await serving(server, async (port) => {
-    const client = await RawClient.open(port);
-    try {
-      await client.reply();
-      await client.write(
-        "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBOGUS\r\nRCPT TO:<e@f>\r\nDATA\r\n",
-      );
-      assert.equal((await client.reply()).at(-1), "250 HELP");
-      assert.deepEqual(await client.reply(), ["250 OK"]);
-      assert.deepEqual(await client.reply(), ["250 OK"]);
-      assert.deepEqual(await client.reply(), [
-        '500 Error: command "BOGUS" not recognized',
-      ]);
-      assert.deepEqual(await client.reply(), ["250 OK"]);
-      assert.deepEqual(await client.reply(), [
-        "354 End data with <CR><LF>.<CR><LF>",
-      ]);
-      await client.write(
-        "one\r\n.\r\nMAIL FROM:<g@h>\r\nRCPT TO:<i@j>\r\nDATA\r\ntwo\r\n.\r\nQUIT\r\n",
-      );
-      for (
-        const reply of [
-          "250 OK",
-          "250 OK",
-          "250 OK",
-          "354 End data with <CR><LF>.<CR><LF>",
-          "250 OK",
-          "221 Bye",
-        ]
-      ) {
-        assert.deepEqual(await client.reply(), [reply]);
-      }
-      assert.ok(await client.atEof());
-    } finally {
-      client.close();
-    }
+  await talkTo(server, async (client) => {
+    await client.write(
+      "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBOGUS\r\nRCPT TO:<e@f>\r\nDATA\r\n",
+    );
+    assert.equal((await client.reply()).at(-1), "250 HELP");
+    assert.deepEqual(await client.reply(), ["250 OK"]);
+    assert.deepEqual(await client.reply(), ["250 OK"]);
+    assert.deepEqual(await client.reply(), [
+      '500 Error: command "BOGUS" not recognized',
+    ]);
+    assert.deepEqual(await client.reply(), ["250 OK"]);
+    assert.deepEqual(await client.reply(), [
+      "354 End data with <CR><LF>.<CR><LF>",
+    ]);
+    await client.write(
+      "one\r\n.\r\nMAIL FROM:<g@h>\r\nRCPT TO:<i@j>\r\nDATA\r\ntwo\r\n.\r\nQUIT\r\n",
+    );
+    await client.expectReplies(...TRANSACTION_REPLIES);
+    assert.ok(await client.atEof());
   });
   assert.deepEqual(
     server.received.map((
@@ -793,31 +804,21 @@ Deno.test("SMTPChannel waits for an async process_message() before reading on", 
     started.resolve();
     return stored.promise;
   };
-  await serving(server, async (port) => {
-    const client = await RawClient.open(port);
-    try {
-      await client.reply();
-      for (
-        const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
-      ) {
-        await client.command(line);
-      }
-      // The end of the message and the next command arrive together.
-      await client.write("body\r\n.\r\nMAIL FROM:<e@f>\r\n");
-      await started.promise;
-      const [channel] = [...socket_map.values()].filter((d) =>
-        d instanceof SMTPChannel
-      ) as SMTPChannel[];
-      // The transaction stands until process_message() is done, as in Python.
-      assert.equal(channel!.mailfrom, "a@b");
-      stored.resolve("250 Stored later");
-      assert.deepEqual(await client.reply(), ["250 Stored later"]);
-      assert.deepEqual(await client.reply(), ["250 OK"]);
-      assert.equal(channel!.mailfrom, "e@f");
-      assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
-    } finally {
-      client.close();
-    }
+  await talkTo(server, async (client) => {
+    await client.commands(...TO_DATA);
+    // The end of the message and the next command arrive together.
+    await client.write("body\r\n.\r\nMAIL FROM:<e@f>\r\n");
+    await started.promise;
+    const [channel] = [...socket_map.values()].filter((d) =>
+      d instanceof SMTPChannel
+    ) as SMTPChannel[];
+    // The transaction stands until process_message() is done, as in Python.
+    assert.equal(channel!.mailfrom, "a@b");
+    stored.resolve("250 Stored later");
+    assert.deepEqual(await client.reply(), ["250 Stored later"]);
+    assert.deepEqual(await client.reply(), ["250 OK"]);
+    assert.equal(channel!.mailfrom, "e@f");
+    assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
   });
 });
 
@@ -844,21 +845,11 @@ Deno.test("SMTPChannel passes a failing process_message() to handle_error()", as
       const server = new Failing(["127.0.0.1", 0]);
       server.failure = failure;
       server.channel_class = WatchedChannel;
-      await serving(server, async (port) => {
-        const client = await RawClient.open(port);
-        try {
-          await client.reply();
-          for (
-            const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
-          ) {
-            await client.command(line);
-          }
-          await client.write("body\r\n.\r\n");
-          // As in Python: no reply, the connection is closed.
-          assert.ok(await client.atEof());
-        } finally {
-          client.close();
-        }
+      await talkTo(server, async (client) => {
+        await client.commands(...TO_DATA);
+        await client.write("body\r\n.\r\n");
+        // As in Python: no reply, the connection is closed.
+        assert.ok(await client.atEof());
       });
       assert.equal(WatchedChannel.errors.length, 1);
       assert.equal((WatchedChannel.errors[0] as Error).message, "no storage");
@@ -919,20 +910,10 @@ Deno.test("SMTPServer.process_message() must be overridden", async () => {
   }
   const server = new SMTPServer(["127.0.0.1", 0]);
   server.channel_class = Quiet;
-  await serving(server, async (port) => {
-    const client = await RawClient.open(port);
-    try {
-      await client.reply();
-      for (
-        const line of ["HELO x", "MAIL FROM:<a@b>", "RCPT TO:<c@d>", "DATA"]
-      ) {
-        await client.command(line);
-      }
-      await client.write("spam\r\n.\r\n");
-      assert.ok(await client.atEof());
-    } finally {
-      client.close();
-    }
+  await talkTo(server, async (client) => {
+    await client.commands(...TO_DATA);
+    await client.write("spam\r\n.\r\n");
+    assert.ok(await client.atEof());
   });
   assert.match(String(errors[0]), /process_message\(\) must be overridden/);
 });
@@ -1716,33 +1697,18 @@ Deno.test("smtpd.ts answers commands pipelined in one write, in order", async ()
         "250-8BITMIME",
         "250 HELP",
       ]);
-      for (
-        const reply of [
-          "250 OK",
-          "250 OK",
-          "250 OK",
-          "354 End data with <CR><LF>.<CR><LF>",
-        ]
-      ) {
-        assert.deepEqual(await client.reply(), [reply]);
-      }
+      await client.expectReplies(
+        "250 OK",
+        "250 OK",
+        "250 OK",
+        "354 End data with <CR><LF>.<CR><LF>",
+      );
       // The end of one message and the whole next transaction in one write:
       // the next MAIL waits for the first message to be stored.
       await client.write(
         "first\r\n.\r\nMAIL FROM:<p2@example.com>\r\nRCPT TO:<c@example.com>\r\nDATA\r\nsecond\r\n.\r\nQUIT\r\n",
       );
-      for (
-        const reply of [
-          "250 OK",
-          "250 OK",
-          "250 OK",
-          "354 End data with <CR><LF>.<CR><LF>",
-          "250 OK",
-          "221 Bye",
-        ]
-      ) {
-        assert.deepEqual(await client.reply(), [reply]);
-      }
+      await client.expectReplies(...TRANSACTION_REPLIES);
       assert.ok(await client.atEof());
     } finally {
       client.close();
@@ -1909,27 +1875,19 @@ Deno.test("smtpd.ts --tls-cert/--tls-key offers STARTTLS to swaks and Python's s
 
 Deno.test("smtpd.ts without --maildir prints messages as Python's DebuggingServer", async () => {
   const stdout = await withSmtpd([], async (port) => {
-    const client = await RawClient.open(port);
-    try {
-      await client.reply();
-      for (
-        const line of [
-          "EHLO x",
-          "MAIL FROM:<a@example.com> BODY=8BITMIME",
-          "RCPT TO:<b@example.com>",
-          "DATA",
-        ]
-      ) {
-        await client.command(line);
-      }
+    await RawClient.session(port, async (client) => {
+      await client.commands(
+        "EHLO x",
+        "MAIL FROM:<a@example.com> BODY=8BITMIME",
+        "RCPT TO:<b@example.com>",
+        "DATA",
+      );
       await client.write(
         "Subject: printed\r\n\r\nhello \u00e9\r\n..dot\r\n.\r\n",
       );
       assert.deepEqual(await client.reply(), ["250 OK"]);
       assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
-    } finally {
-      client.close();
-    }
+    });
   });
   assert.equal(
     stdout,
@@ -2083,9 +2041,7 @@ Deno.test({
     // Not there yet: the Maildir and its tmp/, new/ and cur/ are created.
     const maildir = `${dir.path}/Mail`;
     await withSmtpd(["--maildir", maildir], async (port) => {
-      const client = await RawClient.open(port);
-      try {
-        await client.reply();
+      await RawClient.session(port, async (client) => {
         await startMessage(client, "one@example.com");
         await client.write(
           "Subject: one\r\n\r\nfirst line\r\n..leading dot\r\nza\u017c\u00f3\u0142\u0107\r\n.\r\n",
@@ -2099,9 +2055,7 @@ Deno.test({
         await client.write("Subject: two\r\n\r\nsecond\r\n.\r\n");
         assert.deepEqual(await client.reply(), ["250 OK"]);
         assert.deepEqual(await client.command("QUIT"), ["221 Bye"]);
-      } finally {
-        client.close();
-      }
+      });
     });
     assert.deepEqual(await readMaildir(maildir), {
       messages: [
