@@ -209,7 +209,7 @@ export async function connectDispatcher(
 }
 
 /** Both ends of a fresh loopback TCP connection: `[accepted, client]`. */
-export async function loopbackPair(): Promise<[Deno.Conn, Deno.Conn]> {
+export async function loopbackPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   return await Promise.all([
     listener.accept(),

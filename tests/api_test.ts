@@ -140,35 +140,31 @@ apiTest("handle_connect() is called when connect() succeeds", async (c) => {
   await loopWaitingForFlag(client, c.use_poll);
 });
 
+// A listening BaseTestHandler: its accept hooks raise the flag.
+class TestListener extends BaseTestHandler {
+  readonly address: Address;
+  constructor(family: Family, addr: Address) {
+    super();
+    this.create_socket(family);
+    this.bind(addr);
+    this.listen(5);
+    this.address = this.getsockname();
+  }
+}
+
 apiTest("handle_accept() is called when a client connects", async (c) => {
-  class TestListener extends BaseTestHandler {
-    readonly address: Address;
-    constructor(family: Family, addr: Address) {
-      super();
-      this.create_socket(family);
-      this.bind(addr);
-      this.listen(5);
-      this.address = this.getsockname();
-    }
+  class AcceptListener extends TestListener {
     override handle_accept(): void {
       this.flag = true;
     }
   }
-  const server = new TestListener(c.family, c.addr);
+  const server = new AcceptListener(c.family, c.addr);
   new BaseClient(c.family, server.address);
   await loopWaitingForFlag(server, c.use_poll);
 });
 
 apiTest("handle_accepted() gets each accepted connection", async (c) => {
-  class TestListener extends BaseTestHandler {
-    readonly address: Address;
-    constructor(family: Family, addr: Address) {
-      super();
-      this.create_socket(family);
-      this.bind(addr);
-      this.listen(5);
-      this.address = this.getsockname();
-    }
+  class AcceptedListener extends TestListener {
     override handle_accept(): void {
       Dispatcher.prototype.handle_accept.call(this);
     }
@@ -177,7 +173,7 @@ apiTest("handle_accepted() gets each accepted connection", async (c) => {
       this.flag = true;
     }
   }
-  const server = new TestListener(c.family, c.addr);
+  const server = new AcceptedListener(c.family, c.addr);
   new BaseClient(c.family, server.address);
   await loopWaitingForFlag(server, c.use_poll);
 });

@@ -25,6 +25,7 @@ import {
   bytes,
   closing,
   concat,
+  loopbackPair,
   loopUntil,
   readAll,
   text,
@@ -174,12 +175,9 @@ Deno.test("a failed connect reaches handle_error() with a message naming the add
 
 Deno.test("toString() of an accepted connection shows the peer", async () => {
   using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using client = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const handler = new Dispatcher(await listener.accept());
+  const [accepted, client] = await loopbackPair();
+  using _client = client;
+  const handler = new Dispatcher(accepted);
   assert.match(
     handler.toString(),
     new RegExp(
@@ -226,38 +224,33 @@ Deno.test("log_info() skips the types in ignore_log_types", () => {
   assert.deepEqual([...new Dispatcher().ignore_log_types], ["warning"]);
 });
 
+// The hooks whose defaults only warn, and what they print.
+function callDefaultHooks(d: Dispatcher): void {
+  d.handle_expt();
+  d.handle_read();
+  d.handle_write();
+  d.handle_connect();
+}
+
+const DEFAULT_HOOK_WARNINGS = [
+  "warning: unhandled incoming priority event",
+  "warning: unhandled read event",
+  "warning: unhandled write event",
+  "warning: unhandled connect event",
+];
+
 Deno.test("the default hooks print 'unhandled' warnings once warnings are not ignored", () => {
   const d = new Dispatcher();
   d.ignore_log_types = new Set();
-  const lines = capture("log", () => {
-    d.handle_expt();
-    d.handle_read();
-    d.handle_write();
-    d.handle_connect();
-  });
-  assert.deepEqual(lines, [
-    "warning: unhandled incoming priority event",
-    "warning: unhandled read event",
-    "warning: unhandled write event",
-    "warning: unhandled connect event",
-  ]);
+  const lines = capture("log", () => callDefaultHooks(d));
+  assert.deepEqual(lines, DEFAULT_HOOK_WARNINGS);
 });
 
 Deno.test("the default hooks report through log_info() with type 'warning'", () => {
   const d = new Quiet();
-  const printed = capture("log", () => {
-    d.handle_expt();
-    d.handle_read();
-    d.handle_write();
-    d.handle_connect();
-  });
+  const printed = capture("log", () => callDefaultHooks(d));
   assert.deepEqual(printed, []);
-  assert.deepEqual(d.logged, [
-    "warning: unhandled incoming priority event",
-    "warning: unhandled read event",
-    "warning: unhandled write event",
-    "warning: unhandled connect event",
-  ]);
+  assert.deepEqual(d.logged, DEFAULT_HOOK_WARNINGS);
 });
 
 Deno.test("the default handle_close() warns and closes", () => {
@@ -271,12 +264,8 @@ Deno.test("the default handle_close() warns and closes", () => {
 });
 
 Deno.test("the default handle_accepted() closes the connection and warns", async () => {
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using client = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const conn = await listener.accept();
+  const [conn, client] = await loopbackPair();
+  using _client = client;
   const d = new Quiet();
   d.handle_accepted(conn, ["127.0.0.1", client.localAddr.port]);
   assert.deepEqual(d.logged, ["warning: unhandled accepted event"]);
@@ -342,17 +331,14 @@ Deno.test("add_channel() and del_channel() move a dispatcher between maps", () =
 
 Deno.test("a Dispatcher wrapping an accepted connection is connected", async () => {
   using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using client = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const d = new Dispatcher(await listener.accept());
+  const [accepted, client] = await loopbackPair();
+  using _client = client;
+  const d = new Dispatcher(accepted);
   assert.equal(d.connected, true);
   assert.equal(d.accepting, false);
   assert.deepEqual(d.addr, ["127.0.0.1", client.localAddr.port]);
   assert.deepEqual(d.getpeername(), ["127.0.0.1", client.localAddr.port]);
-  assert.deepEqual(d.getsockname(), ["127.0.0.1", listener.addr.port]);
+  assert.deepEqual(d.getsockname(), ["127.0.0.1", client.remoteAddr.port]);
 });
 
 Deno.test("a Dispatcher wrapping a listener is accepting", () => {
@@ -414,6 +400,13 @@ Deno.test("Python's lowercase class names are exported from mod.ts", () => {
 
 // CPython's dispatcherwithsend_noread.
 class SendOnly extends DispatcherWithSend {
+  /** One connecting to `listener`. */
+  static to(listener: Deno.Listener<Deno.TcpConn, Deno.NetAddr>): SendOnly {
+    const d = new SendOnly();
+    d.create_socket();
+    d.connect(["127.0.0.1", listener.addr.port]);
+    return d;
+  }
   override readable(): boolean {
     return false;
   }
@@ -445,9 +438,7 @@ Deno.test("DispatcherWithSend.send() delivers over a real connection", async () 
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const captured = captureLine(listener);
   const data = bytes("Suppose there isn't a 16-ton weight?");
-  const d = new SendOnly();
-  d.create_socket();
-  d.connect(["127.0.0.1", listener.addr.port]);
+  const d = SendOnly.to(listener);
   // Sent before the connection is up: buffered, not lost.
   assert.equal(d.send(data), data.length);
   assert.equal(d.out_buffer.length, data.length);
@@ -461,9 +452,7 @@ Deno.test("DispatcherWithSend drains out_buffer larger than the outbox", async (
   using _cleanup = closing();
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const received = listener.accept().then(readAll);
-  const d = new SendOnly();
-  d.create_socket();
-  d.connect(["127.0.0.1", listener.addr.port]);
+  const d = SendOnly.to(listener);
   await loopUntil(() => d.connected);
   const data = new Uint8Array(1024 * 1024).map((_, i) => i % 251);
   assert.equal(d.send(data), data.length);
@@ -479,9 +468,7 @@ Deno.test("DispatcherWithSend keeps its own copy of bytes it could not send yet"
   using _cleanup = closing();
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const received = listener.accept().then(readAll);
-  const d = new SendOnly();
-  d.create_socket();
-  d.connect(["127.0.0.1", listener.addr.port]);
+  const d = SendOnly.to(listener);
   const data = bytes("original");
   d.send(data);
   data.fill(0x21);
@@ -678,12 +665,8 @@ Deno.test("FileDispatcher accepts a FileWrapper and reports no socket address", 
 
 Deno.test("set_socket() wraps an existing connection", async () => {
   using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  using client = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const conn = await listener.accept();
+  const [conn, client] = await loopbackPair();
+  using _client = client;
   const d = new Dispatcher();
   d.set_socket(conn);
   assert.equal(d.socket?.raw, conn);

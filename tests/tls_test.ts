@@ -9,6 +9,7 @@ import {
   bytes,
   closing,
   HAS_PYTHON,
+  loopbackPair,
   loopUntil,
   portOf,
   readAll,
@@ -253,18 +254,13 @@ Deno.test("Dispatcher.start_tls() upgrades a client whose read is in flight", as
 
 Deno.test("Dispatcher.start_tls() on the server: bytes sent before it go out in the clear, bytes after it encrypted", async () => {
   using _ = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const connecting = Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const server = new Dispatcher(await listener.accept());
+  const [accepted, raw] = await loopbackPair();
+  const server = new Dispatcher(accepted);
   server.handle_read = () => {};
   server.writable = () => false;
   server.send(bytes("220 go ahead\r\n"));
   server.start_tls({ cert: CERT, key: KEY });
   server.send(bytes("after the upgrade"));
-  const raw = await connecting;
   const greeting = new Uint8Array(14);
   let got: string | null = null;
   (async () => {
@@ -290,18 +286,14 @@ Deno.test("shutdown(SHUT_WR) after start_tls() ends TLS with close_notify, then 
   for (const last of ["last words", ""]) {
     await t.step(last === "" ? "nothing sent" : "after a send", async () => {
       using _ = closing();
-      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-      const connecting = Deno.connect({
-        hostname: "127.0.0.1",
-        port: listener.addr.port,
-      });
-      const server = new Dispatcher(await listener.accept());
+      const [accepted, raw] = await loopbackPair();
+      const server = new Dispatcher(accepted);
       server.handle_read = () => {};
       server.writable = () => false;
       server.start_tls({ cert: CERT, key: KEY });
       if (last !== "") server.send(bytes(last));
       server.socket!.shutdown(SHUT_WR);
-      const conn = await Deno.startTls(await connecting, {
+      const conn = await Deno.startTls(raw, {
         hostname: "localhost",
         caCerts: [CA],
       });
@@ -315,12 +307,8 @@ Deno.test("shutdown(SHUT_WR) after start_tls() ends TLS with close_notify, then 
 
 Deno.test("Dispatcher.start_tls() drops input received before it and not read yet", async () => {
   using _ = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const raw = await Deno.connect({
-    hostname: "127.0.0.1",
-    port: listener.addr.port,
-  });
-  const server = new Dispatcher(await listener.accept());
+  const [accepted, raw] = await loopbackPair();
+  const server = new Dispatcher(accepted);
   let received = "";
   server.writable = () => false;
   server.handle_read = () => {
