@@ -267,6 +267,5 @@ if (import.meta.main) {
     !Number.isFinite(idle) || idle < 0
   ) usage();
   const server = new ChatServer(host, port, idle === 0 ? null : idle);
-  const [boundHost, boundPort] = server.getsockname() as [string, number];
-  await serveUntilSignal([boundHost, boundPort]);
+  await serveUntilSignal(server.getsockname());
 }

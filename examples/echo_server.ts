@@ -130,6 +130,5 @@ if (import.meta.main) {
         : sharedListener(host, workerPort),
     },
   );
-  const [boundHost, boundPort] = server.getsockname() as [string, number];
-  await serveUntilSignal([boundHost, boundPort]);
+  await serveUntilSignal(server.getsockname());
 }

@@ -452,6 +452,5 @@ if (import.meta.main) {
     timeouts,
     workerPort === null ? null : sharedListener(host, workerPort),
   );
-  const [boundHost, boundPort] = server.getsockname() as [string, number];
-  await serveUntilSignal([boundHost, boundPort]);
+  await serveUntilSignal(server.getsockname());
 }

@@ -68,6 +68,5 @@ if (import.meta.main) {
   const host = Deno.args[1] ?? "127.0.0.1";
   const server = new EchoServer(host, port);
   const family = host.includes(":") ? AF_INET6 : AF_INET;
-  const [boundHost, boundPort] = server.socket!.getsockname(family);
-  await serveUntilSignal([boundHost, boundPort]);
+  await serveUntilSignal(server.socket!.getsockname(family));
 }

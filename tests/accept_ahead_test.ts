@@ -6,8 +6,8 @@
 
 import assert from "node:assert/strict";
 import { ACCEPT_AHEAD, kChannel } from "../_channel.ts";
-import { Dispatcher, loop, socket_map } from "../mod.ts";
-import { closing, loopUntil, portOf } from "./_helpers.ts";
+import { type Address, Dispatcher, loop, socket_map } from "../mod.ts";
+import { closing, connectTo, loopUntil } from "./_helpers.ts";
 
 class Server extends Dispatcher {
   accepted: Deno.Conn[] = [];
@@ -31,11 +31,12 @@ class Server extends Dispatcher {
   }
 }
 
-async function connectAll(port: number, count: number): Promise<Deno.Conn[]> {
+async function connectAll(
+  address: Address,
+  count: number,
+): Promise<Deno.Conn[]> {
   const clients: Deno.Conn[] = [];
-  for (let i = 0; i < count; i++) {
-    clients.push(await Deno.connect({ hostname: "127.0.0.1", port }));
-  }
+  for (let i = 0; i < count; i++) clients.push(await connectTo(address));
   return clients;
 }
 
@@ -44,7 +45,7 @@ for (const use_poll of [false, true]) {
     using _cleanup = closing();
     const server = new Server();
     const count = ACCEPT_AHEAD;
-    const clients = await connectAll(portOf(server.getsockname()), count);
+    const clients = await connectAll(server.getsockname(), count);
     try {
       // The first accept lands; the rest follow it ahead of handle_accept().
       await loopUntil(() => server.accepted.length > 0, { use_poll });
@@ -66,7 +67,7 @@ Deno.test("a listener whose readable() limits its clients accepts no more in a p
   using _cleanup = closing();
   const server = new Server();
   server.taking = false;
-  const clients = await connectAll(portOf(server.getsockname()), 8);
+  const clients = await connectAll(server.getsockname(), 8);
   try {
     // Accepted ahead, waiting for a handle_accept() that takes them.
     await loopUntil(() => server[kChannel]!.acceptQueued >= 5);
