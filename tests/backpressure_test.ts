@@ -9,7 +9,7 @@ import {
   EchoHandler,
   EchoServer,
   HIGH_WATER,
-} from "../examples/echo_server.ts";
+} from "../bench/echo_server.ts";
 import {
   closing,
   loopbackPair,
