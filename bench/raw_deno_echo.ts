@@ -1,7 +1,7 @@
 /**
  * The baseline of the benchmark suite: an echo server written the idiomatic
  * way on Deno's own API, one read/write loop per connection with a 64 KiB
- * buffer. Same command line as `examples/echo_server.ts`:
+ * buffer. Same command line as `bench/echo_server.ts`:
  *
  *     deno run -A bench/raw_deno_echo.ts [--workers N] [PORT] [HOST]
  *

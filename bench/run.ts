@@ -1,5 +1,5 @@
 /**
- * The echo benchmark suite: the project's `examples/echo_server.ts` against
+ * The echo benchmark suite: the project's `bench/echo_server.ts` against
  * an idiomatic raw Deno echo server (`bench/raw_deno_echo.ts`), measured in
  * the same run by a C epoll load generator (`bench/loadgen.c`, built with
  * `cc` on first use). Linux only (epoll, `/proc`).
@@ -133,7 +133,7 @@ const FAIR_TICKS = { DENO_TOKIO_MAX_IO_EVENTS_PER_TICK: "128" };
 const SERVERS: Record<string, ServerSpec> = {
   asyncore: {
     label: "asyncore",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/echo_server.ts`, "0"],
     workers: true,
   },
   raw_deno: {
@@ -142,10 +142,10 @@ const SERVERS: Record<string, ServerSpec> = {
     workers: true,
   },
   // The same two servers with the runtime capped at 128 I/O events per tick:
-  // fair service at some cost in throughput (see the README on fairness).
+  // fair service at some cost in throughput (see docs/design.md on fairness).
   asyncore_fair: {
     label: "asyncore, capped ticks",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/echo_server.ts`, "0"],
     env: FAIR_TICKS,
     workers: true,
   },
@@ -157,7 +157,7 @@ const SERVERS: Record<string, ServerSpec> = {
   },
   // The project's server with V8's young generation capped at 4 MiB a
   // semi-space: what many idle connections cost when V8 does not grow it
-  // (see the README's Benchmarks). Not in the default set: --servers.
+  // (see docs/benchmarks.md). Not in the default set: --servers.
   asyncore_young4: {
     label: "asyncore, young gen 4 MiB",
     argv: [
@@ -165,7 +165,7 @@ const SERVERS: Record<string, ServerSpec> = {
       "run",
       "-A",
       "--v8-flags=--max-semi-space-size=4",
-      `${ROOT}examples/echo_server.ts`,
+      `${ROOT}bench/echo_server.ts`,
       "0",
     ],
     workers: true,

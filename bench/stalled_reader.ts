@@ -6,7 +6,9 @@
  *
  *     deno run -A bench/stalled_reader.ts [echo|chat] [SECONDS] [ROOT]
  *
- * `echo` (the default): the stalled client writes 64 KiB blocks as fast as
+ * `echo` (the default) runs the benchmark's echo server, `bench/echo_server.ts`
+ * (`examples/echo_server.ts` in a checkout from before it moved there): the
+ * stalled client writes 64 KiB blocks as fast as
  * the server takes them; the healthy one does 100-byte ping-pong. `chat`: a
  * member never reads while another floods the room with 1000-byte lines and
  * a third reads everything. SECONDS defaults to 10; ROOT is the checkout
@@ -27,8 +29,19 @@ if (kind !== "echo" && kind !== "chat") {
   Deno.exit(2);
 }
 
+function serverScript(): string {
+  if (kind === "chat") return `${root}/examples/chat_server.ts`;
+  const moved = `${root}/bench/echo_server.ts`;
+  try {
+    Deno.statSync(moved);
+    return moved;
+  } catch {
+    return `${root}/examples/echo_server.ts`;
+  }
+}
+
 const server = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", `${root}/examples/${kind}_server.ts`, "0"],
+  args: ["run", "-A", serverScript(), "0"],
   cwd: root,
   stdout: "piped",
   stderr: "inherit",

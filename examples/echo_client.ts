@@ -1,6 +1,7 @@
 /**
- * A client for `examples/echo_server.ts`: sends what it reads from standard
- * input and prints the echoed replies. Standard input is read through a
+ * A client for the echo servers (`examples/echo_server.ts`, and
+ * `bench/echo_server.ts` for TLS): sends what it reads from standard input
+ * and prints the echoed replies. Standard input is read through a
  * `FileDispatcher`, so the terminal, the socket and standard output share one
  * loop, as Python's `asyncore.file_dispatcher` lets them.
  *

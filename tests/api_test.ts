@@ -395,7 +395,7 @@ apiTest(
 );
 
 // Deno frees a listener's port only when its pending accept is cancelled,
-// at the next turn of the event loop (the README lists this difference).
+// at the next turn of the event loop (docs/porting.md lists this difference).
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }

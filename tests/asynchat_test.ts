@@ -1072,8 +1072,9 @@ Deno.test("AsyncChat closed during an async found_terminator() reports no more r
 });
 
 // ftplib.FTP.abort() sends "ABOR\r\n" with MSG_OOB: its last byte is urgent,
-// and Deno (no SO_OOBINLINE) never delivers it. The README's workaround ends
-// lines on "\r" and drops the "\n" that starts the next one.
+// and Deno (no SO_OOBINLINE) never delivers it. The workaround in
+// docs/porting.md ends lines on "\r" and drops the "\n" that starts the
+// next one.
 const FTPLIB_ABORT = `
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))

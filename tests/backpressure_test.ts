@@ -5,11 +5,7 @@
 
 import assert from "node:assert/strict";
 import { AsyncChat, DispatcherWithSend, socket_map } from "../mod.ts";
-import {
-  EchoHandler,
-  EchoServer,
-  HIGH_WATER,
-} from "../examples/echo_server.ts";
+import { EchoHandler, EchoServer, HIGH_WATER } from "../bench/echo_server.ts";
 import {
   closing,
   loopbackPair,

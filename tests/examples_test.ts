@@ -11,6 +11,9 @@ function example(name: string): string {
   return new URL(`examples/${name}`, ROOT).href;
 }
 
+/** The benchmark's echo server, which has `--workers` and TLS. */
+const BENCH_ECHO_SERVER = new URL("bench/echo_server.ts", ROOT).href;
+
 async function hasPython(): Promise<boolean> {
   try {
     const { success } = await new Deno.Command("python3", {
@@ -328,20 +331,20 @@ async function echo(conn: Deno.Conn, message: Uint8Array): Promise<Uint8Array> {
 
 Deno.test({
   name:
-    "echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve; one dying stops the pool",
+    "bench/echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve; one dying stops the pool",
   ignore: Deno.build.os !== "linux",
   async fn(t) {
     for (
-      const [name, extra] of [["echo_server.ts", []], ["http_server.ts", [
-        ".",
-        "127.0.0.1",
-      ]]] as const
+      const [name, script, extra] of [
+        ["bench/echo_server.ts", BENCH_ECHO_SERVER, []],
+        ["http_server.ts", example("http_server.ts"), [".", "127.0.0.1"]],
+      ] as const
     ) {
       await t.step(name, async () => {
         await using server = await Server.start(Deno.execPath(), [
           "run",
           "-A",
-          example(name),
+          script,
           "--workers",
           "2",
           "0",
@@ -360,7 +363,7 @@ Deno.test({
         );
         try {
           for (const conn of conns) {
-            if (name === "echo_server.ts") {
+            if (name === "bench/echo_server.ts") {
               const message = encoder.encode("Norwegian Blue\n");
               assert.deepEqual(await echo(conn, message), message);
             } else {
@@ -386,7 +389,7 @@ Deno.test({
       await using server = await Server.start(Deno.execPath(), [
         "run",
         "-A",
-        example("echo_server.ts"),
+        BENCH_ECHO_SERVER,
         "--workers",
         "2",
         "0",
@@ -427,7 +430,7 @@ Deno.test("echo_server.ts echoes a raw client and exits with 0 on SIGTERM", asyn
   assert.equal(status.signal, null);
 });
 
-Deno.test("echo_client.ts sends stdin's lines to echo_server.ts and prints the replies", async (t) => {
+Deno.test("echo_client.ts sends stdin's lines to the echo servers and prints the replies", async (t) => {
   const fixtures = new URL("tests/fixtures/", ROOT).pathname;
   const tls = [
     "--tls-cert",
@@ -436,17 +439,24 @@ Deno.test("echo_client.ts sends stdin's lines to echo_server.ts and prints the r
     `${fixtures}tls_server.key`,
   ];
   const ca = ["--ca", `${fixtures}tls_ca.pem`];
-  const cases: [string, string[], string[]][] = [
-    ["plain TCP", [], []],
-    ["TLS, trusting the test CA", tls, ca],
-    ["TLS to two processes sharing the port", ["--workers", "2", ...tls], ca],
+  const plain = example("echo_server.ts");
+  const cases: [string, string, string[], string[]][] = [
+    ["plain TCP", plain, [], []],
+    ["plain TCP, the benchmark's server", BENCH_ECHO_SERVER, [], []],
+    ["TLS, trusting the test CA", BENCH_ECHO_SERVER, tls, ca],
+    [
+      "TLS to two processes sharing the port",
+      BENCH_ECHO_SERVER,
+      ["--workers", "2", ...tls],
+      ca,
+    ],
   ];
-  for (const [name, serverArgs, clientArgs] of cases) {
+  for (const [name, script, serverArgs, clientArgs] of cases) {
     await t.step(name, async () => {
       await using server = await Server.start(Deno.execPath(), [
         "run",
         "-A",
-        example("echo_server.ts"),
+        script,
         ...serverArgs,
         "0",
       ]);

@@ -3,7 +3,7 @@
 //     node bench/servers/node_net_echo.mjs [PORT] [HOST]
 //
 // Same command line and "listening on HOST:PORT" line as
-// examples/echo_server.ts.
+// bench/echo_server.ts.
 import net from "node:net";
 import process from "node:process";
 

@@ -4,7 +4,7 @@ documentation, on Python 3.11 (the last release with asyncore).
     python3 bench/servers/py_asyncore_echo.py [PORT] [HOST]
 
 Same command line and "listening on HOST:PORT" line as
-examples/echo_server.ts. It runs asyncore.loop(use_poll=True): select() cannot
+bench/echo_server.ts. It runs asyncore.loop(use_poll=True): select() cannot
 watch descriptors above 1023, and the idle scenario opens 10,000.
 """
 
