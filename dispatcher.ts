@@ -247,6 +247,8 @@ export class Dispatcher {
   /** @ignore The I/O engine the loop drives; internal. */
   [kChannel]: Channel<Dispatcher> | null = null;
   #map: SocketMap;
+  /** Every map add_channel() put this dispatcher in: close() leaves them all. */
+  #maps = new Set<SocketMap>();
   #fileno: number | null = null;
   #socket: SocketObject | null = null;
   #bound: Deno.Listener | null = null;
@@ -303,6 +305,7 @@ export class Dispatcher {
     }
     const target = map ?? this.#map;
     target.set(this.#fileno, this);
+    this.#maps.add(target);
     channel.waker = wakerFor(target);
   }
 
@@ -312,16 +315,20 @@ export class Dispatcher {
    * @param map The map to leave; default the one given to the constructor.
    */
   del_channel(map?: SocketMap | null): void {
-    const fd = this.#fileno;
-    const target = map ?? this.#map;
-    if (fd !== null && target.get(fd) === this) {
-      target.delete(fd);
-      // A loop waiting on this map re-checks it (it may now be empty).
-      wakerFor(target).wake();
-    }
+    this.#leave(map ?? this.#map);
     this.#fileno = null;
     // No more passes will see this channel: write what it held back.
     this[kChannel]?.flushNow();
+  }
+
+  #leave(map: SocketMap): void {
+    this.#maps.delete(map);
+    const fd = this.#fileno;
+    if (fd !== null && map.get(fd) === this) {
+      map.delete(fd);
+      // A loop waiting on this map re-checks it (it may now be empty).
+      wakerFor(map).wake();
+    }
   }
 
   /**
@@ -481,6 +488,9 @@ export class Dispatcher {
    * @throws {Deno.errors.AddrInUse} If the address is taken.
    * @throws {Deno.errors.PermissionDenied} If the port is privileged; other
    * failures keep Deno's error class too, with the address in the message.
+   * @throws {Error} If the socket is already bound or connected, or a
+   * `connect()` is in flight ("Cannot bind: the socket is connecting to
+   * 127.0.0.1:8080"; Python's `EINVAL`).
    */
   bind(address: Address, options: BindOptions = {}): void {
     checkAddress(address, "address");
@@ -489,6 +499,13 @@ export class Dispatcher {
     if (tls !== undefined) checkServerTls(tls, "bind");
     if (this.#bound !== null || (this.#socket?.raw ?? null) !== null) {
       throw new Error("Cannot bind: the socket is already bound or connected");
+    }
+    // Python's bind() fails with EINVAL here; a listener opened now would
+    // stand beside the connection (getsockname() would report its port).
+    if (this.connecting) {
+      throw new Error(
+        `Cannot bind: the socket is connecting to ${formatAddress(this.addr!)}`,
+      );
     }
     const datagram = this.#datagram();
     if (datagram !== null) {
@@ -547,7 +564,10 @@ export class Dispatcher {
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
    * `TCP_NODELAY`.
    * @throws {TypeError} If `address` is malformed or of another family.
-   * @throws {Error} If `create_socket()` was not called or the socket is bound.
+   * @throws {Error} If `create_socket()` was not called, the socket is bound
+   * or connected, or a connect is already in flight ("Cannot connect: already
+   * connecting to 127.0.0.1:8080"). A UDP socket may connect again: that
+   * only changes its peer.
    */
   connect(address: Address, options?: ConnectOptions): void {
     checkAddress(address, "address");
@@ -574,6 +594,12 @@ export class Dispatcher {
     if (sock.raw !== null) {
       throw new Error(
         "Cannot connect: the socket is already bound or connected",
+      );
+    }
+    // A second connect would open a second connection and lose the first.
+    if (this.connecting || channel.stream !== null) {
+      throw new Error(
+        `Cannot connect: already connecting to ${formatAddress(this.addr!)}`,
       );
     }
     const { tls = false, noDelay = sock.noDelay } = options ?? {};
@@ -811,13 +837,15 @@ export class Dispatcher {
   }
 
   /**
-   * Leaves the map and closes the resource; bytes already taken by `send()`
-   * are still delivered first. Safe to call more than once.
+   * Leaves every map {@linkcode add_channel} put it in (a loop on any of them
+   * no longer waits for it) and closes the resource; bytes already taken by
+   * `send()` are still delivered first. Safe to call more than once.
    */
   close(): void {
     this.connected = false;
     this.accepting = false;
     this.connecting = false;
+    for (const map of this.#maps) if (map !== this.#map) this.#leave(map);
     this.del_channel();
     cancelOwned(this);
     this[kChannel]?.close();

@@ -592,3 +592,57 @@ Deno.test("close_all() right after connect() cancels the connect", () => {
   close_all();
   assert.equal(d.connecting, false);
 });
+
+Deno.test("connect() while a connect is in flight throws and leaves one connection", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const address: Address = ["127.0.0.1", listener.addr.port];
+  const probe = new Probe();
+  probe.create_socket();
+  probe.connect(address);
+  assert.throws(() => probe.connect(address), {
+    name: "Error",
+    message: `Cannot connect: already connecting to 127.0.0.1:${address[1]}`,
+  });
+  using accepted = await listener.accept();
+  await loopUntil(() => probe.connected);
+  assert.deepEqual(probe.events, ["connect"]);
+  assert.deepEqual(probe.getpeername(), address);
+  // The sanitizers fail the test if a second connection was opened.
+  close_all();
+  assert.equal(await accepted.read(new Uint8Array(1)), null);
+});
+
+Deno.test("bind() while a connect is in flight throws, as Python's EINVAL", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const address: Address = ["127.0.0.1", listener.addr.port];
+  const probe = new Probe();
+  probe.create_socket();
+  probe.connect(address);
+  assert.throws(() => probe.bind(["127.0.0.1", 0]), {
+    name: "Error",
+    message: `Cannot bind: the socket is connecting to 127.0.0.1:${address[1]}`,
+  });
+  using accepted = await listener.accept();
+  await loopUntil(() => probe.connected);
+  // No listener beside the connection: the local address is the connection's.
+  const peer = accepted.remoteAddr as Deno.NetAddr;
+  assert.deepEqual(probe.getsockname(), [peer.hostname, peer.port]);
+  assert.deepEqual(probe.getpeername(), address);
+  close_all();
+});
+
+Deno.test("close() takes a dispatcher out of every map add_channel() put it in", async () => {
+  using _cleanup = closing();
+  const other = new Map();
+  const d = new Dispatcher();
+  d.create_socket();
+  d.add_channel(other);
+  assert.equal(other.size, 1);
+  d.close();
+  assert.equal(socket_map.size, 0);
+  assert.equal(other.size, 0);
+  // Python's loop would fail with EBADF; here there is nothing left to wait for.
+  await loop({ map: other, timeout: 30 });
+});
