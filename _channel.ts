@@ -74,12 +74,17 @@ const STALL_MAX_MS = 1000;
  * TLS peer that left without `close_notify` (most clients do).
  */
 export function isDisconnect(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.UnexpectedEof ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.BadResource;
+  try {
+    return error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.UnexpectedEof ||
+      error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.NotConnected ||
+      error instanceof Deno.errors.ConnectionAborted ||
+      error instanceof Deno.errors.BadResource;
+  } catch {
+    // A hook threw a revoked Proxy: not a disconnect, and no new error.
+    return false;
+  }
 }
 
 function closeQuietly(resource: { close(): void }): void {

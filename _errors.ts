@@ -30,3 +30,35 @@ export function withMessage(error: unknown, message: string): unknown {
   if (code !== undefined) Object.assign(remade, { code });
   return remade;
 }
+
+/**
+ * `value instanceof Class`, safe for any thrown value: false where the
+ * check itself throws (a revoked Proxy), so a check on an error never
+ * replaces it.
+ */
+export function isInstance(
+  value: unknown,
+  Class: abstract new (...args: never[]) => unknown,
+): boolean {
+  try {
+    return value instanceof Class;
+  } catch {
+    return false;
+  }
+}
+
+/** What stands for an error that cannot become a string (Python's words). */
+export const STR_FAILED = "<exception str() failed>";
+
+/**
+ * `String(value)`, or Python's `<exception str() failed>` where that throws
+ * (no `toString`, one that throws, a revoked Proxy): a log line about an
+ * error never fails in its turn.
+ */
+export function describeError(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return STR_FAILED;
+  }
+}

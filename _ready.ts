@@ -36,7 +36,13 @@ export const FREE_READS = 128;
 /** One map's ready queue and the loop's single wake-up promise. */
 export class Waker<T extends Queued = Queued> {
   queue: T[] = [];
-  /** An error a hook's rejected promise raised that must end `loop()`. */
+  /**
+   * Set while an error a hook's rejected promise raised must end `loop()`:
+   * the error is in {@linkcode Waker.exit}. A flag of its own, since any
+   * value, `undefined` too, can be thrown.
+   */
+  exiting = false;
+  /** That error, while {@linkcode Waker.exiting}. */
   exit: unknown = undefined;
   /** When the loop last let the event loop turn (performance.now()). */
   turnedAt = 0;
@@ -111,6 +117,24 @@ export class Waker<T extends Queued = Queued> {
     }
   }
 
+  /** Makes the loop reject with `error` (the first one wins) and wakes it. */
+  stop(error: unknown): void {
+    if (!this.exiting) {
+      this.exiting = true;
+      this.exit = error;
+    }
+    this.wake();
+  }
+
+  /** Takes the error that must end the loop, if any. */
+  takeExit(): { error: unknown } | null {
+    if (!this.exiting) return null;
+    const error = this.exit;
+    this.exiting = false;
+    this.exit = undefined;
+    return { error };
+  }
+
   /** Queues `item` (once) and wakes a waiting loop. */
   push(item: T): void {
     if (!item.queued) {
@@ -131,7 +155,7 @@ export class Waker<T extends Queued = Queued> {
 
   /** Waits until `wake()` or `ms` milliseconds, whichever comes first. */
   wait(ms: number): Promise<void> {
-    if (this.queue.length > 0 || this.exit !== undefined) {
+    if (this.queue.length > 0 || this.exiting) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {

@@ -54,6 +54,11 @@ export type Runner = (
 /** One map's timers. */
 export class Timers {
   readonly heap: Entry[] = [];
+  /**
+   * Promises of callbacks no dispatcher owns that have not settled: their
+   * rejection ends loop(), so they keep it running until they settle.
+   */
+  running = 0;
   #seq = 0;
   readonly #map: object;
 
@@ -299,9 +304,10 @@ export function runDue(map: object, run: Runner): void {
   timers.get(map)?.runDue(run);
 }
 
-/** Whether `map` has calls scheduled. */
+/** Whether `map` has calls scheduled, or async ones still running. */
 export function hasTimers(map: object): boolean {
-  return (timers.get(map)?.heap.length ?? 0) > 0;
+  const found = timers.get(map);
+  return found !== undefined && (found.heap.length > 0 || found.running > 0);
 }
 
 /** `ms`, shortened so the wait ends by `map`'s next deadline. */

@@ -39,7 +39,12 @@ import {
   type PipePair,
 } from "./_file_wrapper.ts";
 import { concatAll } from "./_bytes.ts";
-import { formatAddress, withMessage } from "./_errors.ts";
+import {
+  describeError,
+  formatAddress,
+  isInstance,
+  withMessage,
+} from "./_errors.ts";
 import { fail, settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
 import { copyBytes } from "./_slab.ts";
@@ -1150,11 +1155,15 @@ export class Dispatcher {
   }
 
   /**
-   * Called with any error a hook threw or rejected with. The default logs it
-   * with a compact traceback and calls `handle_close()`; should that throw
-   * or reject too, it logs that error and calls `close()`, so one broken
-   * channel cannot stop the loop. A `handle_error()` that throws or rejects
-   * makes {@linkcode loop} reject with that error, as Python's `loop()`
+   * Called with any value a hook threw or rejected with: an `Error`, a
+   * string, `undefined`, an object that cannot become a string, a revoked
+   * Proxy. The default logs it with a compact traceback (a value that cannot
+   * be formatted reads `<exception str() failed>`) and calls
+   * `handle_close()`; should that throw or reject too, it logs that error and
+   * calls `close()`. So one broken handler cannot stop a server, for any
+   * thrown value: its channel is closed and the loop serves the others. A
+   * `handle_error()` that throws or rejects (with any value, `undefined`
+   * too) makes {@linkcode loop} reject with that value, as Python's `loop()`
    * raises it.
    *
    * @param error What was thrown.
@@ -1203,7 +1212,7 @@ export class Dispatcher {
 
   #blame(taken: SocketObject[], error: unknown): void {
     const conn = taken.at(-1);
-    if (conn === undefined || error instanceof ExitNow) throw error;
+    if (conn === undefined || isInstance(error, ExitNow)) throw error;
     for (const obj of this.#map.values()) {
       if (obj.#socket?.raw === conn.raw) return fail(obj, error);
     }
@@ -1221,7 +1230,7 @@ export class Dispatcher {
   }
 
   #closeAfter(error: unknown): void {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     this.#logError(error);
     this.close();
   }
@@ -1232,7 +1241,7 @@ export class Dispatcher {
       const [, type, value, info] = compact_traceback(error);
       summary = `${type}:${value} ${info}`;
     } catch {
-      summary = String(error);
+      summary = describeError(error);
     }
     if (closing === undefined) {
       try {

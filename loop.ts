@@ -31,6 +31,7 @@ import {
   isDisconnect,
   kChannel,
 } from "./_channel.ts";
+import { isInstance, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
@@ -39,6 +40,7 @@ import {
   hasTimers,
   runDue,
   type TimerCallback,
+  timersFor,
   waitBound,
 } from "./_timers.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -106,7 +108,7 @@ function route(obj: Dispatcher, event: () => HookResult): void {
   try {
     settle(obj, event.call(obj));
   } catch (error) {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     settleError(obj, obj.handle_error(error));
   }
 }
@@ -202,7 +204,7 @@ export function readwrite(obj: Dispatcher, flags: number): void {
     if (flags & POLLPRI) settle(obj, obj.handle_expt_event());
     if (flags & (POLLHUP | POLLERR | POLLNVAL)) settle(obj, obj.handle_close());
   } catch (error) {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     if (isDisconnect(error)) settle(obj, obj.handle_close());
     else settleError(obj, obj.handle_error(error));
   }
@@ -331,14 +333,6 @@ function collect(waker: Waker<Channel<Dispatcher>>, map: SocketMap): Ready {
   return [readers, writers];
 }
 
-function takeExit(waker: Waker): void {
-  const exit = waker.exit;
-  if (exit !== undefined) {
-    waker.exit = undefined;
-    throw exit;
-  }
-}
-
 /**
  * One pass of the loop, as `select()` drives it in Python: waits up to
  * `timeout` seconds (or until the next timer's deadline) until some channel
@@ -365,7 +359,9 @@ export function poll(timeout?: number, map?: SocketMap): Promise<void> {
 }
 
 // A due timer runs like a hook: a dispatcher's own goes through route(); an
-// error from one no dispatcher owns ends loop() (there is no handle_error()).
+// error from one no dispatcher owns ends loop() (there is no handle_error()),
+// so its pending promise keeps the loop running until it settles: whether
+// the rejection is seen must not depend on other work being left.
 function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   if (owner !== null) {
     route(owner as Dispatcher, fn);
@@ -373,10 +369,14 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   }
   const result = fn();
   if (result != null && typeof result.then === "function") {
-    result.then(undefined, (error: unknown) => {
-      const waker = wakerFor(map);
-      if (waker.exit === undefined) waker.exit = error;
-      waker.wake();
+    const timers = timersFor(map);
+    timers.running++;
+    result.then(() => {
+      timers.running--;
+      wakerFor(map).wake();
+    }, (error: unknown) => {
+      timers.running--;
+      wakerFor(map).stop(error);
     });
   }
 }
@@ -398,7 +398,8 @@ function runPass(
 }
 
 function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
-  takeExit(wakerFor(map));
+  const exit = wakerFor(map).takeExit();
+  if (exit !== null) throw exit.error;
   handle(ready, map);
 }
 
@@ -621,7 +622,8 @@ export async function loop(
   signal?.addEventListener("abort", onAbort);
   try {
     let left = count ?? Infinity;
-    // Pending timers keep the loop running, as in pyftpdlib.
+    // Pending timers keep the loop running, as in pyftpdlib (async ones
+    // until their promise settles).
     while ((map.size > 0 || hasTimers(map)) && left > 0 && !signal?.aborted) {
       // Awaited even when the pass returned nothing: microtasks (an async
       // hook's next step) still run between passes.
@@ -705,15 +707,15 @@ export function close_all(
     try {
       obj.close();
     } catch (error) {
-      if (error instanceof ExitNow) throw error;
-      if (error instanceof Deno.errors.BadResource) continue;
+      if (isInstance(error, ExitNow)) throw error;
+      if (isInstance(error, Deno.errors.BadResource)) continue;
       if (!ignore_all) throw error;
     }
   }
   map.clear();
   cancelAll(map);
   const waker = wakerFor(map);
-  waker.exit = undefined;
+  waker.takeExit();
   waker.idle();
   closeKick();
 }
@@ -757,14 +759,25 @@ const FRAME = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/;
  * }
  * ```
  *
+ * A part that cannot be read (a `message` getter that throws, a class
+ * without a name) reads `<exception str() failed>` or `Error`, as Python's
+ * `traceback` module words it: summarising never fails on a value that was
+ * thrown, only on one without a stack.
+ *
  * @param error The caught error.
  * @returns The innermost frame, class name, message and frame summary.
- * @throws {TypeError} If `error` has no stack trace.
+ * @throws {TypeError} If `error` is not an `Error` with a stack trace
+ * (`Object.create(null)`, a string, a revoked Proxy, …).
  */
 export function compact_traceback(error: unknown): CompactTraceback {
-  const stack = error instanceof Error ? error.stack : undefined;
+  let stack: unknown;
+  try {
+    stack = error instanceof Error ? error.stack : undefined;
+  } catch {
+    // a stack getter that throws, or a revoked Proxy: no frames
+  }
   const frames: Frame[] = [];
-  for (const line of stack?.split("\n") ?? []) {
+  for (const line of typeof stack === "string" ? stack.split("\n") : []) {
     const match = FRAME.exec(line);
     if (match) frames.push([match[2]!, match[1] ?? "<anonymous>", match[3]!]);
   }
@@ -774,5 +787,17 @@ export function compact_traceback(error: unknown): CompactTraceback {
   }
   const err = error as Error;
   const info = frames.reverse().map((f) => `[${f.join("|")}]`).join(" ");
-  return [innermost, err.constructor.name, err.message, info];
+  let type = "Error";
+  try {
+    type = String(err.constructor.name) || type;
+  } catch {
+    // a constructor or name getter that throws
+  }
+  let value: string;
+  try {
+    value = String(err.message);
+  } catch {
+    value = STR_FAILED;
+  }
+  return [innermost, type, value, info];
 }
