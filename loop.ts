@@ -34,7 +34,7 @@ import {
 import { isInstance, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
-import { type Waker, wakerFor } from "./_ready.ts";
+import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
 import {
   cancelAll,
   hasTimers,
@@ -338,7 +338,9 @@ function collect(waker: Waker<Channel<Dispatcher>>, map: SocketMap): Ready {
  * `timeout` seconds (or until the next timer's deadline) until some channel
  * is ready, then runs the timers that are due, calls `handle_read_event()` on
  * each read-ready channel and `handle_write_event()` on each write-ready
- * one. Returns at once when `map` is empty and has no timer.
+ * one. Returns at once when `map` is empty and has no timer. Called while a
+ * {@linkcode loop} serves `map`, it waits for that loop's next pass instead
+ * of running one beside it.
  *
  * @example Poll an empty map
  * ```ts
@@ -418,21 +420,90 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
+type Pass = (seconds: number, map: SocketMap) => Promise<void> | void;
+
 // poll() and poll2(): one pass called on its own (not by loop()), which
-// checks their arguments and leaves no timer behind.
+// checks their arguments.
 async function alone(
-  pass: (seconds: number, map: SocketMap) => Promise<void> | void,
+  pass: Pass,
   timeout: number | undefined,
   map: SocketMap | undefined,
 ): Promise<void> {
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
   if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  try {
-    await pass(seconds, map);
-  } finally {
-    wakerFor(map).idle();
+  await run(pass, seconds, map, 1, undefined);
+}
+
+function hasWork(map: SocketMap): boolean {
+  return map.size > 0 || hasTimers(map);
+}
+
+// Runs up to `count` passes on `map`, and leaves no timer behind. While
+// another loop drives the map's passes (this one was called from a hook, or
+// beside it), this one counts those instead of running its own (two waits
+// on one waker would leave one waiting forever), and drives once that one
+// stops on its own count or signal.
+async function run(
+  pass: Pass,
+  seconds: number,
+  map: SocketMap,
+  count: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const waker = wakerFor(map);
+  let left = count;
+  while (waker.looping) {
+    if (left === 0 || signal?.aborted || !hasWork(map)) return;
+    const follower = await follow(waker, left, signal);
+    if (follower.end !== "handover") return;
+    left = follower.left;
   }
+  // No await since the check above: one loop alone takes over.
+  waker.looping = true;
+  const onAbort = (): void => waker.wake();
+  signal?.addEventListener("abort", onAbort);
+  let end: "handover" | "stopped" = "stopped";
+  try {
+    // Pending timers keep the loop running, as in pyftpdlib (async ones
+    // until their promise settles).
+    while (hasWork(map) && left > 0 && !signal?.aborted) {
+      waker.beginPass();
+      // Awaited even when the pass returned nothing: microtasks (an async
+      // hook's next step) still run between passes.
+      await pass(seconds, map);
+      waker.endPass();
+      left--;
+    }
+    end = "handover";
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    // A rejection is delivered once, to this loop: the loops waiting on it
+    // stop too, as Python's nested loops all unwind on ExitNow.
+    waker.release(end);
+    waker.idle();
+  }
+}
+
+// Counts `left` passes another loop drives, until they ran, that loop
+// stopped, or `signal` aborted ("stopped"); resolves with the passes left.
+function follow(
+  waker: Waker,
+  left: number,
+  signal: AbortSignal | undefined,
+): Promise<{ end: FollowEnd; left: number }> {
+  return new Promise((resolve) => {
+    const done = (end: FollowEnd): void => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve({ end, left: follower.left });
+    };
+    const follower = waker.follow(left, done);
+    const onAbort = (): void => {
+      waker.unfollow(follower);
+      done("stopped");
+    };
+    signal?.addEventListener("abort", onAbort);
+  });
 }
 
 /**
@@ -533,8 +604,23 @@ export interface LoopOptions {
 
 /**
  * Runs passes of {@linkcode poll} until the map is empty and no timer is
- * pending on it, `count` passes are done, or `signal` aborts. Rejects with {@linkcode ExitNow} (or an error a
- * `handle_error()` threw) when a handler raises it.
+ * pending on it, `count` passes are done, or `signal` aborts. Rejects with
+ * {@linkcode ExitNow} (or what a `handle_error()` threw, any value,
+ * `undefined` too) when a handler raises it. Any other error a hook throws
+ * goes to that channel's `handle_error()`, whose default closes it: one
+ * broken handler cannot stop a server, for any thrown value.
+ *
+ * One map, several loops: a `loop()` (or {@linkcode poll}) called while
+ * another loop is serving the same map, from inside a hook (Python's
+ * re-entrant `loop()`) or from anywhere else, runs no passes of its own. It
+ * counts the passes of the running loop, starting with the next one, and
+ * settles on its own terms: after `count` of them, when its `signal` aborts,
+ * or once the map is empty with no pending timer, as a nested Python loop
+ * returns after its passes. Should the running loop stop first (its own
+ * `count` or `signal`), a waiting loop goes on driving the passes; should it
+ * reject, the error is delivered to it alone and the waiting loops resolve.
+ * So an awaited `loop({ count })` inside an async hook settles, and nothing
+ * hangs.
  *
  * @example Serve until aborted
  * ```ts
@@ -617,22 +703,9 @@ export async function loop(
     throw new TypeError("Cannot run loop: signal must be an AbortSignal");
   }
   const pass = use_poll ? poll2Pass : pollPass;
-  const waker = wakerFor(map);
-  const onAbort = (): void => waker.wake();
-  signal?.addEventListener("abort", onAbort);
   try {
-    let left = count ?? Infinity;
-    // Pending timers keep the loop running, as in pyftpdlib (async ones
-    // until their promise settles).
-    while ((map.size > 0 || hasTimers(map)) && left > 0 && !signal?.aborted) {
-      // Awaited even when the pass returned nothing: microtasks (an async
-      // hook's next step) still run between passes.
-      await pass(timeout, map);
-      left--;
-    }
+    await run(pass, timeout, map, count ?? Infinity, signal);
   } finally {
-    signal?.removeEventListener("abort", onAbort);
-    waker.idle();
     // A loop that ran out of channels leaves nothing open behind it.
     if (map.size === 0) closeKick();
   }
