@@ -5,6 +5,7 @@
 // O(log n) per reschedule and nothing per pass. The loop asks for the next
 // deadline to bound its wait and runs what is due once per pass (loop.ts).
 
+import { kindOf } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
 
 /** What a timer's callback may return: nothing, or a promise of nothing. */
@@ -341,7 +342,7 @@ export function checkSeconds(
 ): number {
   if (typeof seconds !== "number" || Number.isNaN(seconds)) {
     throw new TypeError(
-      `Cannot ${action}: seconds must be a number, got ${typeof seconds}`,
+      `Cannot ${action}: seconds must be a number, got ${kindOf(seconds)}`,
     );
   }
   if (!Number.isFinite(seconds) || seconds < 0 || (positive && seconds === 0)) {

@@ -43,6 +43,8 @@ import {
   describeError,
   formatAddress,
   isInstance,
+  kindOf,
+  messageAbout,
   withMessage,
 } from "./_errors.ts";
 import { fail, settle } from "./_hooks.ts";
@@ -158,9 +160,7 @@ interface IdleTimeout {
 function checkBytes(data: unknown, action: string): asserts data is Uint8Array {
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(
-      `Cannot ${action}: data must be a Uint8Array, got ${
-        data === null ? "null" : typeof data
-      }`,
+      `Cannot ${action}: data must be a Uint8Array, got ${kindOf(data)}`,
     );
   }
 }
@@ -467,8 +467,9 @@ export class Dispatcher {
    * Binds to `address` (`[host, port]`, port 0 for any free port, or a Unix
    * socket path). Deno opens the listener here, so an address in use throws
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
-   * use", Deno's own error as `cause`) at once, and {@linkcode getsockname}
-   * reports the real port.
+   * use", Deno's own error as `cause`; a host longer than 64 characters is
+   * cut there, with "…") at once, and {@linkcode getsockname} reports the
+   * real port.
    * With `tls`, every connection accepted is TLS.
    *
    * @example A TLS server
@@ -542,7 +543,12 @@ export class Dispatcher {
         error,
         error instanceof Deno.errors.AddrInUse
           ? `Cannot bind: address ${where} is in use`
-          : `Cannot bind: address ${where}: ${(error as Error).message}`,
+          : `Cannot bind: address ${where}: ${
+            messageAbout(
+              error,
+              typeof address === "string" ? address : address[0],
+            )
+          }`,
       );
     }
     this.addr = address;
@@ -563,7 +569,8 @@ export class Dispatcher {
    * `handle_connect()` (then `connected` is true); failure reaches
    * `handle_error()`, whose default logs and calls `handle_close()`, with
    * Deno's error class and a message naming the address ("Cannot connect:
-   * example.invalid:80: failed to lookup address information: …").
+   * example.invalid:80: failed to lookup address information: …"; a host
+   * longer than 64 characters is cut there, with "…").
    *
    * @param address `[host, port]` or a Unix socket path.
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
@@ -698,7 +705,7 @@ export class Dispatcher {
     if (given !== family) {
       throw new TypeError(
         `Cannot ${action}: address ${
-          JSON.stringify(address)
+          formatAddress(address)
         } does not belong to the socket's family ${family}`,
       );
     }

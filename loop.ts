@@ -31,7 +31,7 @@ import {
   isDisconnect,
   kChannel,
 } from "./_channel.ts";
-import { isInstance, STR_FAILED } from "./_errors.ts";
+import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
@@ -214,7 +214,9 @@ function checkTimeout(timeout: unknown): number {
   if (timeout === null || timeout === Infinity) return Infinity;
   if (typeof timeout !== "number" || Number.isNaN(timeout)) {
     throw new TypeError(
-      `Cannot poll: timeout must be a number of seconds, got ${typeof timeout}`,
+      `Cannot poll: timeout must be a number of seconds, got ${
+        kindOf(timeout)
+      }`,
     );
   }
   if (timeout < 0) {

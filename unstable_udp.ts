@@ -70,6 +70,7 @@
 
 import { Channel, OUTBOX_MARK } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
+import { formatAddress } from "./_errors.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
 import {
   type Address,
@@ -258,7 +259,7 @@ class UdpChannel extends Channel implements DatagramChannel {
     if (given !== this.#family && address[0] !== "localhost") {
       throw new TypeError(
         `Cannot send: address ${
-          JSON.stringify(address)
+          formatAddress(address)
         } does not belong to the socket's family ${this.#family}`,
       );
     }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   type Address,
+  AF_INET6,
   close_all,
   Dispatcher,
   DispatcherWithSend,
@@ -17,6 +18,7 @@ import {
   closing,
   connectDispatcher,
   EchoHandler,
+  HAS_IPV6,
   HAS_PYTHON,
   loopUntil,
   readAll,
@@ -645,4 +647,65 @@ Deno.test("close() takes a dispatcher out of every map add_channel() put it in",
   assert.equal(other.size, 0);
   // Python's loop would fail with EBADF; here there is nothing left to wait for.
   await loop({ map: other, timeout: 30 });
+});
+
+Deno.test("an over-long host is cut in error messages", async (t) => {
+  const host = "x".repeat(70_000);
+  const shown = `${"x".repeat(64)}…`;
+  await t.step("bind()", () => {
+    using _cleanup = closing();
+    const d = new Dispatcher();
+    d.create_socket();
+    assert.throws(() => d.bind([host, 0]), (error: Error) => {
+      assert.ok(error.message.length < 300, `${error.message.length} chars`);
+      assert.ok(
+        error.message.startsWith(`Cannot bind: address ${shown}:0: `),
+        error.message.slice(0, 200),
+      );
+      return true;
+    });
+  });
+  await t.step("connect()", async () => {
+    using _cleanup = closing();
+    const probe = new Probe();
+    const errors: Error[] = [];
+    probe.handle_error = (error: unknown) => {
+      errors.push(error as Error);
+      probe.close();
+    };
+    probe.create_socket();
+    probe.connect([host, 80]);
+    await loopUntil(() => errors.length === 1);
+    const [error] = errors;
+    assert.ok(error!.message.length < 300, `${error!.message.length} chars`);
+    assert.ok(
+      error!.message.startsWith(`Cannot connect: ${shown}:80: `),
+      error!.message.slice(0, 200),
+    );
+  });
+});
+
+Deno.test({
+  name: "a host given as [::1] is shown in one pair of brackets",
+  ignore: !HAS_IPV6,
+  async fn() {
+    using _cleanup = closing();
+    // A port that was free a moment ago and has nobody listening now.
+    const listener = Deno.listen({ hostname: "::1", port: 0 });
+    const { port } = listener.addr;
+    listener.close();
+    const probe = new Probe();
+    const errors: Error[] = [];
+    probe.handle_error = (error: unknown) => {
+      errors.push(error as Error);
+      probe.close();
+    };
+    probe.create_socket(AF_INET6);
+    probe.connect(["[::1]", port]);
+    await loopUntil(() => errors.length === 1);
+    assert.match(
+      errors[0]!.message,
+      new RegExp(`^Cannot connect: \\[::1\\]:${port}: `),
+    );
+  },
 });

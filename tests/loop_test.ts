@@ -715,3 +715,14 @@ Deno.test("an ExitNow that rejects the driving loop stops the loops counting its
   await settles(nested!, "the nested loop");
   assert.equal(client.calls.length, 3);
 });
+
+Deno.test("a NaN timeout is named in the message", async () => {
+  await assert.rejects(loop({ timeout: NaN }), {
+    name: "TypeError",
+    message: "Cannot poll: timeout must be a number of seconds, got NaN",
+  });
+  await assert.rejects(poll(NaN), {
+    name: "TypeError",
+    message: "Cannot poll: timeout must be a number of seconds, got NaN",
+  });
+});

@@ -395,3 +395,16 @@ Deno.test("timeout = null turns the timeout off", async () => {
   await loopUntil(() => observed, { map });
   assert.equal(quiet.timeouts, 0);
 });
+
+Deno.test("a NaN delay is named in the message", () => {
+  const fn = () => {};
+  assert.throws(() => call_later(NaN, fn), {
+    name: "TypeError",
+    message: "Cannot call later: seconds must be a number, got NaN",
+  });
+  assert.throws(() => call_every(NaN, fn), {
+    name: "TypeError",
+    message: "Cannot call every: seconds must be a number, got NaN",
+  });
+  assert.equal(socket_map.size, 0);
+});
