@@ -58,13 +58,12 @@ export class Waker<T extends Queued = Queued> {
   #followers = new Set<Follower>();
   #inPass = false;
   /**
-   * Set while an error a hook's rejected promise raised must end `loop()`:
-   * the error is in {@linkcode Waker.exit}. A flag of its own, since any
-   * value, `undefined` too, can be thrown.
+   * Set while an error a hook's rejected promise raised must end `loop()`
+   * (it is in #exit): a flag of its own, since any value, `undefined` too,
+   * can be thrown.
    */
-  exiting = false;
-  /** That error, while {@linkcode Waker.exiting}. */
-  exit: unknown = undefined;
+  #exiting = false;
+  #exit: unknown = undefined;
   /** When the loop last let the event loop turn (performance.now()). */
   turnedAt = 0;
   /** Passes since then that did not wait. */
@@ -184,19 +183,19 @@ export class Waker<T extends Queued = Queued> {
 
   /** Makes the loop reject with `error` (the first one wins) and wakes it. */
   stop(error: unknown): void {
-    if (!this.exiting) {
-      this.exiting = true;
-      this.exit = error;
+    if (!this.#exiting) {
+      this.#exiting = true;
+      this.#exit = error;
     }
     this.wake();
   }
 
   /** Takes the error that must end the loop, if any. */
   takeExit(): { error: unknown } | null {
-    if (!this.exiting) return null;
-    const error = this.exit;
-    this.exiting = false;
-    this.exit = undefined;
+    if (!this.#exiting) return null;
+    const error = this.#exit;
+    this.#exiting = false;
+    this.#exit = undefined;
     return { error };
   }
 
@@ -220,7 +219,7 @@ export class Waker<T extends Queued = Queued> {
 
   /** Waits until `wake()` or `ms` milliseconds, whichever comes first. */
   wait(ms: number): Promise<void> {
-    if (this.queue.length > 0 || this.exiting) {
+    if (this.queue.length > 0 || this.#exiting) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {
