@@ -3,7 +3,7 @@
 // model expects. An inbox plays the kernel's receive buffer, an outbox its
 // send buffer; settled operations push the channel onto its map's ready queue.
 
-import { formatAddress, withMessage } from "./_errors.ts";
+import { formatAddress, messageAbout, withMessage } from "./_errors.ts";
 import type { Queued, Waker } from "./_ready.ts";
 import {
   carve,
@@ -74,12 +74,17 @@ const STALL_MAX_MS = 1000;
  * TLS peer that left without `close_notify` (most clients do).
  */
 export function isDisconnect(error: unknown): boolean {
-  return error instanceof Deno.errors.ConnectionReset ||
-    error instanceof Deno.errors.UnexpectedEof ||
-    error instanceof Deno.errors.BrokenPipe ||
-    error instanceof Deno.errors.NotConnected ||
-    error instanceof Deno.errors.ConnectionAborted ||
-    error instanceof Deno.errors.BadResource;
+  try {
+    return error instanceof Deno.errors.ConnectionReset ||
+      error instanceof Deno.errors.UnexpectedEof ||
+      error instanceof Deno.errors.BrokenPipe ||
+      error instanceof Deno.errors.NotConnected ||
+      error instanceof Deno.errors.ConnectionAborted ||
+      error instanceof Deno.errors.BadResource;
+  } catch {
+    // A hook threw a revoked Proxy: not a disconnect, and no new error.
+    return false;
+  }
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -182,6 +187,8 @@ export class Channel<O = unknown> implements Queued {
   #noDelay = true;
   /** Where the connect in flight goes, for its error message. */
   #peer = "";
+  /** Its host (or path), which Deno's message may quote whole. */
+  #host = "";
   #upgrade: Upgrade | null = null;
   /** Set while a TLS connection's sends wait for the end of the turn. */
   #batching = false;
@@ -445,8 +452,9 @@ export class Channel<O = unknown> implements Queued {
   /** Starts an outgoing connection; success or failure wakes the loop. */
   connect(target: ConnectTarget, noDelay: boolean): void {
     this.#noDelay = noDelay;
+    this.#host = target.transport === "unix" ? target.path : target.hostname;
     this.#peer = target.transport === "unix"
-      ? target.path
+      ? formatAddress(target.path)
       : formatAddress([target.hostname, target.port]);
     let pending: Promise<Deno.Conn>;
     if (target.transport === "unix") {
@@ -748,7 +756,7 @@ export class Channel<O = unknown> implements Queued {
     if (this.closed) return;
     this.error = withMessage(
       error,
-      `Cannot connect: ${this.#peer}: ${(error as Error)?.message}`,
+      `Cannot connect: ${this.#peer}: ${messageAbout(error, this.#host)}`,
     );
     this.waker?.push(this);
   }

@@ -2,11 +2,52 @@
 
 import type { Address } from "./socket.ts";
 
-/** `host:port` (`[host]:port` for IPv6) or the Unix socket path. */
+/** Characters of a host (or path) that an error message shows. */
+const SHOWN = 64;
+
+/**
+ * `text` cut to its first 64 characters and "…": a message never carries a
+ * whole 70 kB host name.
+ */
+export function cut(text: string): string {
+  return text.length > SHOWN ? `${text.slice(0, SHOWN)}…` : text;
+}
+
+/**
+ * `host:port` (`[host]:port` for IPv6, without doubling the brackets of a
+ * host given as `[::1]`) or the Unix socket path, a long host or path cut.
+ */
 export function formatAddress(address: Address): string {
-  if (typeof address === "string") return address;
+  if (typeof address === "string") return cut(address);
   const [host, port] = address;
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+  const shown = cut(host);
+  return host.includes(":") && !host.startsWith("[")
+    ? `[${shown}]:${port}`
+    : `${shown}:${port}`;
+}
+
+/**
+ * `error`'s message (Deno's), with `host` cut where it quotes it ("invalid
+ * host 'xxx…'").
+ */
+export function messageAbout(error: unknown, host: string): string {
+  let message: string;
+  try {
+    message = String((error as Error)?.message);
+  } catch {
+    message = STR_FAILED;
+  }
+  return host.length > SHOWN ? message.replaceAll(host, cut(host)) : message;
+}
+
+/**
+ * What a value is, for a "got …" in a message: its `typeof`, but `null` and
+ * `NaN` by name.
+ */
+export function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "number" && Number.isNaN(value)) return "NaN";
+  return typeof value;
 }
 
 /**
@@ -29,4 +70,36 @@ export function withMessage(error: unknown, message: string): unknown {
   const code = (error as { code?: unknown }).code;
   if (code !== undefined) Object.assign(remade, { code });
   return remade;
+}
+
+/**
+ * `value instanceof Class`, safe for any thrown value: false where the
+ * check itself throws (a revoked Proxy), so a check on an error never
+ * replaces it.
+ */
+export function isInstance(
+  value: unknown,
+  Class: abstract new (...args: never[]) => unknown,
+): boolean {
+  try {
+    return value instanceof Class;
+  } catch {
+    return false;
+  }
+}
+
+/** What stands for an error that cannot become a string (Python's words). */
+export const STR_FAILED = "<exception str() failed>";
+
+/**
+ * `String(value)`, or Python's `<exception str() failed>` where that throws
+ * (no `toString`, one that throws, a revoked Proxy): a log line about an
+ * error never fails in its turn.
+ */
+export function describeError(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return STR_FAILED;
+  }
 }

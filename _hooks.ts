@@ -2,6 +2,7 @@
 // returns is watched, so no rejection escapes as an unhandled one.
 
 import { kChannel } from "./_channel.ts";
+import { isInstance } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { ExitNow, socket_map } from "./loop.ts";
@@ -42,7 +43,7 @@ export function settleError(obj: Dispatcher, result: HookResult): void {
  * throws or rejects with, end `loop()` instead.
  */
 export function fail(obj: Dispatcher, error: unknown): void {
-  if (error instanceof ExitNow) return stop(obj, error);
+  if (isInstance(error, ExitNow)) return stop(obj, error);
   try {
     settleError(obj, obj.handle_error(error));
   } catch (fatal) {
@@ -52,7 +53,5 @@ export function fail(obj: Dispatcher, error: unknown): void {
 
 // Makes the loop serving obj's map reject with `error` (the first one wins).
 function stop(obj: Dispatcher, error: unknown): void {
-  const waker = obj[kChannel]?.waker ?? wakerFor(socket_map);
-  if (waker.exit === undefined) waker.exit = error;
-  waker.wake();
+  (obj[kChannel]?.waker ?? wakerFor(socket_map)).stop(error);
 }

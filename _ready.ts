@@ -33,11 +33,37 @@ export const ADMIT_PER_TURN = 64;
 /** In-flight reads below which a read starts without waiting for admission. */
 export const FREE_READS = 128;
 
+/**
+ * Why a loop that counted another's passes stops counting: its passes ran;
+ * the driving loop stopped on its own count or signal (the waiting loop
+ * drives from now on); or the driving loop rejected (it stops too).
+ */
+export type FollowEnd = "ran" | "handover" | "stopped";
+
+/** A loop counting the passes another loop drives on its map. */
+export interface Follower {
+  /** Passes still to count. */
+  left: number;
+  /** Set while the pass in progress began before this loop came. */
+  fresh: boolean;
+  done: (end: FollowEnd) => void;
+}
+
 /** One map's ready queue and the loop's single wake-up promise. */
 export class Waker<T extends Queued = Queued> {
   queue: T[] = [];
-  /** An error a hook's rejected promise raised that must end `loop()`. */
-  exit: unknown = undefined;
+  /** Set while a `loop()` drives passes on this map. */
+  looping = false;
+  /** Loops counting the passes of the one that drives. */
+  #followers = new Set<Follower>();
+  #inPass = false;
+  /**
+   * Set while an error a hook's rejected promise raised must end `loop()`
+   * (it is in #exit): a flag of its own, since any value, `undefined` too,
+   * can be thrown.
+   */
+  #exiting = false;
+  #exit: unknown = undefined;
   /** When the loop last let the event loop turn (performance.now()). */
   turnedAt = 0;
   /** Passes since then that did not wait. */
@@ -111,6 +137,68 @@ export class Waker<T extends Queued = Queued> {
     }
   }
 
+  /**
+   * Counts the next `left` passes for a loop that does not drive (the pass
+   * in progress, if any, is not one of them); `done` is called once.
+   */
+  follow(left: number, done: (end: FollowEnd) => void): Follower {
+    const follower = { left, fresh: this.#inPass, done };
+    this.#followers.add(follower);
+    return follower;
+  }
+
+  /** Stops counting for `follower` (its signal aborted). */
+  unfollow(follower: Follower): void {
+    this.#followers.delete(follower);
+  }
+
+  /** The driving loop begins a pass. */
+  beginPass(): void {
+    this.#inPass = true;
+    if (this.#followers.size > 0) {
+      for (const follower of this.#followers) follower.fresh = false;
+    }
+  }
+
+  /** The driving loop ended a pass. */
+  endPass(): void {
+    this.#inPass = false;
+    if (this.#followers.size === 0) return;
+    for (const follower of this.#followers) {
+      if (!follower.fresh && --follower.left <= 0) {
+        this.#followers.delete(follower);
+        follower.done("ran");
+      }
+    }
+  }
+
+  /** The driving loop stopped; `end` tells the waiting loops why. */
+  release(end: "handover" | "stopped"): void {
+    this.looping = false;
+    this.#inPass = false;
+    const followers = [...this.#followers];
+    this.#followers.clear();
+    for (const follower of followers) follower.done(end);
+  }
+
+  /** Makes the loop reject with `error` (the first one wins) and wakes it. */
+  stop(error: unknown): void {
+    if (!this.#exiting) {
+      this.#exiting = true;
+      this.#exit = error;
+    }
+    this.wake();
+  }
+
+  /** Takes the error that must end the loop, if any. */
+  takeExit(): { error: unknown } | null {
+    if (!this.#exiting) return null;
+    const error = this.#exit;
+    this.#exiting = false;
+    this.#exit = undefined;
+    return { error };
+  }
+
   /** Queues `item` (once) and wakes a waiting loop. */
   push(item: T): void {
     if (!item.queued) {
@@ -131,7 +219,7 @@ export class Waker<T extends Queued = Queued> {
 
   /** Waits until `wake()` or `ms` milliseconds, whichever comes first. */
   wait(ms: number): Promise<void> {
-    if (this.queue.length > 0 || this.exit !== undefined) {
+    if (this.queue.length > 0 || this.#exiting) {
       return Promise.resolve();
     }
     return new Promise<void>((resolve) => {

@@ -5,6 +5,7 @@
 // O(log n) per reschedule and nothing per pass. The loop asks for the next
 // deadline to bound its wait and runs what is due once per pass (loop.ts).
 
+import { kindOf } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
 
 /** What a timer's callback may return: nothing, or a promise of nothing. */
@@ -54,6 +55,11 @@ export type Runner = (
 /** One map's timers. */
 export class Timers {
   readonly heap: Entry[] = [];
+  /**
+   * Promises of callbacks no dispatcher owns that have not settled: their
+   * rejection ends loop(), so they keep it running until they settle.
+   */
+  running = 0;
   #seq = 0;
   readonly #map: object;
 
@@ -299,9 +305,10 @@ export function runDue(map: object, run: Runner): void {
   timers.get(map)?.runDue(run);
 }
 
-/** Whether `map` has calls scheduled. */
+/** Whether `map` has calls scheduled, or async ones still running. */
 export function hasTimers(map: object): boolean {
-  return (timers.get(map)?.heap.length ?? 0) > 0;
+  const found = timers.get(map);
+  return found !== undefined && (found.heap.length > 0 || found.running > 0);
 }
 
 /** `ms`, shortened so the wait ends by `map`'s next deadline. */
@@ -335,7 +342,7 @@ export function checkSeconds(
 ): number {
   if (typeof seconds !== "number" || Number.isNaN(seconds)) {
     throw new TypeError(
-      `Cannot ${action}: seconds must be a number, got ${typeof seconds}`,
+      `Cannot ${action}: seconds must be a number, got ${kindOf(seconds)}`,
     );
   }
   if (!Number.isFinite(seconds) || seconds < 0 || (positive && seconds === 0)) {

@@ -28,6 +28,7 @@
 
 import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
+import { isInstance } from "./_errors.ts";
 import { settleError } from "./_hooks.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
 import {
@@ -376,7 +377,7 @@ export class AsyncChat extends Dispatcher {
     try {
       data = this.recv(this.ac_in_buffer_size);
     } catch (error) {
-      if (error instanceof Deno.errors.WouldBlock) return;
+      if (isInstance(error, Deno.errors.WouldBlock)) return;
       // As Python does; watched as handle_error()'s own result, so its
       // rejection ends loop() instead of coming back to handle_error().
       settleError(this, this.handle_error(error));

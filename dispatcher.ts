@@ -39,7 +39,14 @@ import {
   type PipePair,
 } from "./_file_wrapper.ts";
 import { concatAll } from "./_bytes.ts";
-import { formatAddress, withMessage } from "./_errors.ts";
+import {
+  describeError,
+  formatAddress,
+  isInstance,
+  kindOf,
+  messageAbout,
+  withMessage,
+} from "./_errors.ts";
 import { fail, settle } from "./_hooks.ts";
 import { wakerFor } from "./_ready.ts";
 import { copyBytes } from "./_slab.ts";
@@ -153,9 +160,7 @@ interface IdleTimeout {
 function checkBytes(data: unknown, action: string): asserts data is Uint8Array {
   if (!(data instanceof Uint8Array)) {
     throw new TypeError(
-      `Cannot ${action}: data must be a Uint8Array, got ${
-        data === null ? "null" : typeof data
-      }`,
+      `Cannot ${action}: data must be a Uint8Array, got ${kindOf(data)}`,
     );
   }
 }
@@ -247,6 +252,8 @@ export class Dispatcher {
   /** @ignore The I/O engine the loop drives; internal. */
   [kChannel]: Channel<Dispatcher> | null = null;
   #map: SocketMap;
+  /** Every map add_channel() put this dispatcher in: close() leaves them all. */
+  #maps = new Set<SocketMap>();
   #fileno: number | null = null;
   #socket: SocketObject | null = null;
   #bound: Deno.Listener | null = null;
@@ -303,6 +310,7 @@ export class Dispatcher {
     }
     const target = map ?? this.#map;
     target.set(this.#fileno, this);
+    this.#maps.add(target);
     channel.waker = wakerFor(target);
   }
 
@@ -312,16 +320,20 @@ export class Dispatcher {
    * @param map The map to leave; default the one given to the constructor.
    */
   del_channel(map?: SocketMap | null): void {
-    const fd = this.#fileno;
-    const target = map ?? this.#map;
-    if (fd !== null && target.get(fd) === this) {
-      target.delete(fd);
-      // A loop waiting on this map re-checks it (it may now be empty).
-      wakerFor(target).wake();
-    }
+    this.#leave(map ?? this.#map);
     this.#fileno = null;
     // No more passes will see this channel: write what it held back.
     this[kChannel]?.flushNow();
+  }
+
+  #leave(map: SocketMap): void {
+    this.#maps.delete(map);
+    const fd = this.#fileno;
+    if (fd !== null && map.get(fd) === this) {
+      map.delete(fd);
+      // A loop waiting on this map re-checks it (it may now be empty).
+      wakerFor(map).wake();
+    }
   }
 
   /**
@@ -455,8 +467,9 @@ export class Dispatcher {
    * Binds to `address` (`[host, port]`, port 0 for any free port, or a Unix
    * socket path). Deno opens the listener here, so an address in use throws
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
-   * use", Deno's own error as `cause`) at once, and {@linkcode getsockname}
-   * reports the real port.
+   * use", Deno's own error as `cause`; a host longer than 64 characters is
+   * cut there, with "…") at once, and {@linkcode getsockname} reports the
+   * real port.
    * With `tls`, every connection accepted is TLS.
    *
    * @example A TLS server
@@ -481,6 +494,9 @@ export class Dispatcher {
    * @throws {Deno.errors.AddrInUse} If the address is taken.
    * @throws {Deno.errors.PermissionDenied} If the port is privileged; other
    * failures keep Deno's error class too, with the address in the message.
+   * @throws {Error} If the socket is already bound or connected, or a
+   * `connect()` is in flight ("Cannot bind: the socket is connecting to
+   * 127.0.0.1:8080"; Python's `EINVAL`).
    */
   bind(address: Address, options: BindOptions = {}): void {
     checkAddress(address, "address");
@@ -489,6 +505,13 @@ export class Dispatcher {
     if (tls !== undefined) checkServerTls(tls, "bind");
     if (this.#bound !== null || (this.#socket?.raw ?? null) !== null) {
       throw new Error("Cannot bind: the socket is already bound or connected");
+    }
+    // Python's bind() fails with EINVAL here; a listener opened now would
+    // stand beside the connection (getsockname() would report its port).
+    if (this.connecting) {
+      throw new Error(
+        `Cannot bind: the socket is connecting to ${formatAddress(this.addr!)}`,
+      );
     }
     const datagram = this.#datagram();
     if (datagram !== null) {
@@ -520,7 +543,12 @@ export class Dispatcher {
         error,
         error instanceof Deno.errors.AddrInUse
           ? `Cannot bind: address ${where} is in use`
-          : `Cannot bind: address ${where}: ${(error as Error).message}`,
+          : `Cannot bind: address ${where}: ${
+            messageAbout(
+              error,
+              typeof address === "string" ? address : address[0],
+            )
+          }`,
       );
     }
     this.addr = address;
@@ -541,13 +569,17 @@ export class Dispatcher {
    * `handle_connect()` (then `connected` is true); failure reaches
    * `handle_error()`, whose default logs and calls `handle_close()`, with
    * Deno's error class and a message naming the address ("Cannot connect:
-   * example.invalid:80: failed to lookup address information: …").
+   * example.invalid:80: failed to lookup address information: …"; a host
+   * longer than 64 characters is cut there, with "…").
    *
    * @param address `[host, port]` or a Unix socket path.
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
    * `TCP_NODELAY`.
    * @throws {TypeError} If `address` is malformed or of another family.
-   * @throws {Error} If `create_socket()` was not called or the socket is bound.
+   * @throws {Error} If `create_socket()` was not called, the socket is bound
+   * or connected, or a connect is already in flight ("Cannot connect: already
+   * connecting to 127.0.0.1:8080"). A UDP socket may connect again: that
+   * only changes its peer.
    */
   connect(address: Address, options?: ConnectOptions): void {
     checkAddress(address, "address");
@@ -574,6 +606,12 @@ export class Dispatcher {
     if (sock.raw !== null) {
       throw new Error(
         "Cannot connect: the socket is already bound or connected",
+      );
+    }
+    // A second connect would open a second connection and lose the first.
+    if (this.connecting || channel.stream !== null) {
+      throw new Error(
+        `Cannot connect: already connecting to ${formatAddress(this.addr!)}`,
       );
     }
     const { tls = false, noDelay = sock.noDelay } = options ?? {};
@@ -667,7 +705,7 @@ export class Dispatcher {
     if (given !== family) {
       throw new TypeError(
         `Cannot ${action}: address ${
-          JSON.stringify(address)
+          formatAddress(address)
         } does not belong to the socket's family ${family}`,
       );
     }
@@ -811,13 +849,15 @@ export class Dispatcher {
   }
 
   /**
-   * Leaves the map and closes the resource; bytes already taken by `send()`
-   * are still delivered first. Safe to call more than once.
+   * Leaves every map {@linkcode add_channel} put it in (a loop on any of them
+   * no longer waits for it) and closes the resource; bytes already taken by
+   * `send()` are still delivered first. Safe to call more than once.
    */
   close(): void {
     this.connected = false;
     this.accepting = false;
     this.connecting = false;
+    for (const map of this.#maps) if (map !== this.#map) this.#leave(map);
     this.del_channel();
     cancelOwned(this);
     this[kChannel]?.close();
@@ -1122,11 +1162,15 @@ export class Dispatcher {
   }
 
   /**
-   * Called with any error a hook threw or rejected with. The default logs it
-   * with a compact traceback and calls `handle_close()`; should that throw
-   * or reject too, it logs that error and calls `close()`, so one broken
-   * channel cannot stop the loop. A `handle_error()` that throws or rejects
-   * makes {@linkcode loop} reject with that error, as Python's `loop()`
+   * Called with any value a hook threw or rejected with: an `Error`, a
+   * string, `undefined`, an object that cannot become a string, a revoked
+   * Proxy. The default logs it with a compact traceback (a value that cannot
+   * be formatted reads `<exception str() failed>`) and calls
+   * `handle_close()`; should that throw or reject too, it logs that error and
+   * calls `close()`. So one broken handler cannot stop a server, for any
+   * thrown value: its channel is closed and the loop serves the others. A
+   * `handle_error()` that throws or rejects (with any value, `undefined`
+   * too) makes {@linkcode loop} reject with that value, as Python's `loop()`
    * raises it.
    *
    * @param error What was thrown.
@@ -1175,7 +1219,7 @@ export class Dispatcher {
 
   #blame(taken: SocketObject[], error: unknown): void {
     const conn = taken.at(-1);
-    if (conn === undefined || error instanceof ExitNow) throw error;
+    if (conn === undefined || isInstance(error, ExitNow)) throw error;
     for (const obj of this.#map.values()) {
       if (obj.#socket?.raw === conn.raw) return fail(obj, error);
     }
@@ -1193,7 +1237,7 @@ export class Dispatcher {
   }
 
   #closeAfter(error: unknown): void {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     this.#logError(error);
     this.close();
   }
@@ -1204,7 +1248,7 @@ export class Dispatcher {
       const [, type, value, info] = compact_traceback(error);
       summary = `${type}:${value} ${info}`;
     } catch {
-      summary = String(error);
+      summary = describeError(error);
     }
     if (closing === undefined) {
       try {

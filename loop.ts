@@ -31,14 +31,16 @@ import {
   isDisconnect,
   kChannel,
 } from "./_channel.ts";
+import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
-import { type Waker, wakerFor } from "./_ready.ts";
+import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
 import {
   cancelAll,
   hasTimers,
   runDue,
   type TimerCallback,
+  timersFor,
   waitBound,
 } from "./_timers.ts";
 import type { Dispatcher } from "./dispatcher.ts";
@@ -106,7 +108,7 @@ function route(obj: Dispatcher, event: () => HookResult): void {
   try {
     settle(obj, event.call(obj));
   } catch (error) {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     settleError(obj, obj.handle_error(error));
   }
 }
@@ -202,7 +204,7 @@ export function readwrite(obj: Dispatcher, flags: number): void {
     if (flags & POLLPRI) settle(obj, obj.handle_expt_event());
     if (flags & (POLLHUP | POLLERR | POLLNVAL)) settle(obj, obj.handle_close());
   } catch (error) {
-    if (error instanceof ExitNow) throw error;
+    if (isInstance(error, ExitNow)) throw error;
     if (isDisconnect(error)) settle(obj, obj.handle_close());
     else settleError(obj, obj.handle_error(error));
   }
@@ -212,7 +214,9 @@ function checkTimeout(timeout: unknown): number {
   if (timeout === null || timeout === Infinity) return Infinity;
   if (typeof timeout !== "number" || Number.isNaN(timeout)) {
     throw new TypeError(
-      `Cannot poll: timeout must be a number of seconds, got ${typeof timeout}`,
+      `Cannot poll: timeout must be a number of seconds, got ${
+        kindOf(timeout)
+      }`,
     );
   }
   if (timeout < 0) {
@@ -331,20 +335,14 @@ function collect(waker: Waker<Channel<Dispatcher>>, map: SocketMap): Ready {
   return [readers, writers];
 }
 
-function takeExit(waker: Waker): void {
-  const exit = waker.exit;
-  if (exit !== undefined) {
-    waker.exit = undefined;
-    throw exit;
-  }
-}
-
 /**
  * One pass of the loop, as `select()` drives it in Python: waits up to
  * `timeout` seconds (or until the next timer's deadline) until some channel
  * is ready, then runs the timers that are due, calls `handle_read_event()` on
  * each read-ready channel and `handle_write_event()` on each write-ready
- * one. Returns at once when `map` is empty and has no timer.
+ * one. Returns at once when `map` is empty and has no timer. Called while a
+ * {@linkcode loop} serves `map`, it waits for that loop's next pass instead
+ * of running one beside it.
  *
  * @example Poll an empty map
  * ```ts
@@ -365,7 +363,9 @@ export function poll(timeout?: number, map?: SocketMap): Promise<void> {
 }
 
 // A due timer runs like a hook: a dispatcher's own goes through route(); an
-// error from one no dispatcher owns ends loop() (there is no handle_error()).
+// error from one no dispatcher owns ends loop() (there is no handle_error()),
+// so its pending promise keeps the loop running until it settles: whether
+// the rejection is seen must not depend on other work being left.
 function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   if (owner !== null) {
     route(owner as Dispatcher, fn);
@@ -373,10 +373,14 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   }
   const result = fn();
   if (result != null && typeof result.then === "function") {
-    result.then(undefined, (error: unknown) => {
-      const waker = wakerFor(map);
-      if (waker.exit === undefined) waker.exit = error;
-      waker.wake();
+    const timers = timersFor(map);
+    timers.running++;
+    result.then(() => {
+      timers.running--;
+      wakerFor(map).wake();
+    }, (error: unknown) => {
+      timers.running--;
+      wakerFor(map).stop(error);
     });
   }
 }
@@ -398,7 +402,8 @@ function runPass(
 }
 
 function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
-  takeExit(wakerFor(map));
+  const exit = wakerFor(map).takeExit();
+  if (exit !== null) throw exit.error;
   handle(ready, map);
 }
 
@@ -417,21 +422,90 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
+type Pass = (seconds: number, map: SocketMap) => Promise<void> | void;
+
 // poll() and poll2(): one pass called on its own (not by loop()), which
-// checks their arguments and leaves no timer behind.
+// checks their arguments.
 async function alone(
-  pass: (seconds: number, map: SocketMap) => Promise<void> | void,
+  pass: Pass,
   timeout: number | undefined,
   map: SocketMap | undefined,
 ): Promise<void> {
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
   if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  try {
-    await pass(seconds, map);
-  } finally {
-    wakerFor(map).idle();
+  await run(pass, seconds, map, 1, undefined);
+}
+
+function hasWork(map: SocketMap): boolean {
+  return map.size > 0 || hasTimers(map);
+}
+
+// Runs up to `count` passes on `map`, and leaves no timer behind. While
+// another loop drives the map's passes (this one was called from a hook, or
+// beside it), this one counts those instead of running its own (two waits
+// on one waker would leave one waiting forever), and drives once that one
+// stops on its own count or signal.
+async function run(
+  pass: Pass,
+  seconds: number,
+  map: SocketMap,
+  count: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const waker = wakerFor(map);
+  let left = count;
+  while (waker.looping) {
+    if (left === 0 || signal?.aborted || !hasWork(map)) return;
+    const follower = await follow(waker, left, signal);
+    if (follower.end !== "handover") return;
+    left = follower.left;
   }
+  // No await since the check above: one loop alone takes over.
+  waker.looping = true;
+  const onAbort = (): void => waker.wake();
+  signal?.addEventListener("abort", onAbort);
+  let end: "handover" | "stopped" = "stopped";
+  try {
+    // Pending timers keep the loop running, as in pyftpdlib (async ones
+    // until their promise settles).
+    while (hasWork(map) && left > 0 && !signal?.aborted) {
+      waker.beginPass();
+      // Awaited even when the pass returned nothing: microtasks (an async
+      // hook's next step) still run between passes.
+      await pass(seconds, map);
+      waker.endPass();
+      left--;
+    }
+    end = "handover";
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+    // A rejection is delivered once, to this loop: the loops waiting on it
+    // stop too, as Python's nested loops all unwind on ExitNow.
+    waker.release(end);
+    waker.idle();
+  }
+}
+
+// Counts `left` passes another loop drives, until they ran, that loop
+// stopped, or `signal` aborted ("stopped"); resolves with the passes left.
+function follow(
+  waker: Waker,
+  left: number,
+  signal: AbortSignal | undefined,
+): Promise<{ end: FollowEnd; left: number }> {
+  return new Promise((resolve) => {
+    const done = (end: FollowEnd): void => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve({ end, left: follower.left });
+    };
+    const follower = waker.follow(left, done);
+    const onAbort = (): void => {
+      waker.unfollow(follower);
+      done("stopped");
+    };
+    signal?.addEventListener("abort", onAbort);
+  });
 }
 
 /**
@@ -532,8 +606,23 @@ export interface LoopOptions {
 
 /**
  * Runs passes of {@linkcode poll} until the map is empty and no timer is
- * pending on it, `count` passes are done, or `signal` aborts. Rejects with {@linkcode ExitNow} (or an error a
- * `handle_error()` threw) when a handler raises it.
+ * pending on it, `count` passes are done, or `signal` aborts. Rejects with
+ * {@linkcode ExitNow} (or what a `handle_error()` threw, any value,
+ * `undefined` too) when a handler raises it. Any other error a hook throws
+ * goes to that channel's `handle_error()`, whose default closes it: one
+ * broken handler cannot stop a server, for any thrown value.
+ *
+ * One map, several loops: a `loop()` (or {@linkcode poll}) called while
+ * another loop is serving the same map, from inside a hook (Python's
+ * re-entrant `loop()`) or from anywhere else, runs no passes of its own. It
+ * counts the passes of the running loop, starting with the next one, and
+ * settles on its own terms: after `count` of them, when its `signal` aborts,
+ * or once the map is empty with no pending timer, as a nested Python loop
+ * returns after its passes. Should the running loop stop first (its own
+ * `count` or `signal`), a waiting loop goes on driving the passes; should it
+ * reject, the error is delivered to it alone and the waiting loops resolve.
+ * So an awaited `loop({ count })` inside an async hook settles, and nothing
+ * hangs.
  *
  * @example Serve until aborted
  * ```ts
@@ -616,21 +705,9 @@ export async function loop(
     throw new TypeError("Cannot run loop: signal must be an AbortSignal");
   }
   const pass = use_poll ? poll2Pass : pollPass;
-  const waker = wakerFor(map);
-  const onAbort = (): void => waker.wake();
-  signal?.addEventListener("abort", onAbort);
   try {
-    let left = count ?? Infinity;
-    // Pending timers keep the loop running, as in pyftpdlib.
-    while ((map.size > 0 || hasTimers(map)) && left > 0 && !signal?.aborted) {
-      // Awaited even when the pass returned nothing: microtasks (an async
-      // hook's next step) still run between passes.
-      await pass(timeout, map);
-      left--;
-    }
+    await run(pass, timeout, map, count ?? Infinity, signal);
   } finally {
-    signal?.removeEventListener("abort", onAbort);
-    waker.idle();
     // A loop that ran out of channels leaves nothing open behind it.
     if (map.size === 0) closeKick();
   }
@@ -705,15 +782,15 @@ export function close_all(
     try {
       obj.close();
     } catch (error) {
-      if (error instanceof ExitNow) throw error;
-      if (error instanceof Deno.errors.BadResource) continue;
+      if (isInstance(error, ExitNow)) throw error;
+      if (isInstance(error, Deno.errors.BadResource)) continue;
       if (!ignore_all) throw error;
     }
   }
   map.clear();
   cancelAll(map);
   const waker = wakerFor(map);
-  waker.exit = undefined;
+  waker.takeExit();
   waker.idle();
   closeKick();
 }
@@ -757,14 +834,25 @@ const FRAME = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/;
  * }
  * ```
  *
+ * A part that cannot be read (a `message` getter that throws, a class
+ * without a name) reads `<exception str() failed>` or `Error`, as Python's
+ * `traceback` module words it: summarising never fails on a value that was
+ * thrown, only on one without a stack.
+ *
  * @param error The caught error.
  * @returns The innermost frame, class name, message and frame summary.
- * @throws {TypeError} If `error` has no stack trace.
+ * @throws {TypeError} If `error` is not an `Error` with a stack trace
+ * (`Object.create(null)`, a string, a revoked Proxy, …).
  */
 export function compact_traceback(error: unknown): CompactTraceback {
-  const stack = error instanceof Error ? error.stack : undefined;
+  let stack: unknown;
+  try {
+    stack = error instanceof Error ? error.stack : undefined;
+  } catch {
+    // a stack getter that throws, or a revoked Proxy: no frames
+  }
   const frames: Frame[] = [];
-  for (const line of stack?.split("\n") ?? []) {
+  for (const line of typeof stack === "string" ? stack.split("\n") : []) {
     const match = FRAME.exec(line);
     if (match) frames.push([match[2]!, match[1] ?? "<anonymous>", match[3]!]);
   }
@@ -774,5 +862,17 @@ export function compact_traceback(error: unknown): CompactTraceback {
   }
   const err = error as Error;
   const info = frames.reverse().map((f) => `[${f.join("|")}]`).join(" ");
-  return [innermost, err.constructor.name, err.message, info];
+  let type = "Error";
+  try {
+    type = String(err.constructor.name) || type;
+  } catch {
+    // a constructor or name getter that throws
+  }
+  let value: string;
+  try {
+    value = String(err.message);
+  } catch {
+    value = STR_FAILED;
+  }
+  return [innermost, type, value, info];
 }

@@ -69,7 +69,10 @@ function mapOf(options: unknown, action: string): SocketMap {
  * An error `fn` throws (or its promise rejects with) ends {@linkcode loop},
  * which rejects with it, since no dispatcher owns the call: schedule through
  * {@linkcode Dispatcher.call_later} to route errors to that dispatcher's
- * `handle_error()` instead.
+ * `handle_error()` instead. Any thrown value counts, `undefined` too. The
+ * promise of an async `fn` keeps `loop()` running until it settles, as a
+ * pending call does, so its rejection is seen even when nothing else is
+ * left on the map.
  *
  * @example Close everything after a while
  * ```ts

@@ -12,6 +12,14 @@
  * connected UDP socket). An unbound socket is bound to an ephemeral port by
  * its first `sendto()` or `connect()`.
  *
+ * One difference: the connection is ours, not the kernel's, since Deno has
+ * no connected UDP socket. The kernel reports an ICMP "port unreachable"
+ * only on a connected socket, so where Python's connected socket raises
+ * `ConnectionRefusedError` (through `handle_error()`) on the `send()` or
+ * `recv()` after a datagram reached a closed port, here nothing is reported
+ * and the datagram is lost, as for an unconnected socket. Notice a silent
+ * peer with {@linkcode Dispatcher.timeout} (`handle_timeout()`) or a timer.
+ *
  * The channel is read-ready while its inbox holds a datagram. The inbox
  * holds at most {@linkcode MAX_INBOX_DATAGRAMS}; while it is full (or
  * `readable()` is false) nothing more is received and datagrams wait in the
@@ -70,6 +78,7 @@
 
 import { Channel, OUTBOX_MARK } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
+import { formatAddress } from "./_errors.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
 import {
   type Address,
@@ -258,7 +267,7 @@ class UdpChannel extends Channel implements DatagramChannel {
     if (given !== this.#family && address[0] !== "localhost") {
       throw new TypeError(
         `Cannot send: address ${
-          JSON.stringify(address)
+          formatAddress(address)
         } does not belong to the socket's family ${this.#family}`,
       );
     }

@@ -8,9 +8,10 @@
  * URL defaults to `http://127.0.0.1:8000/`; an `https://` URL is fetched
  * over TLS, checking the server's certificate against the system's roots, or
  * against the certificates in the PEM file given with `--ca` (a private or
- * test CA). The response, status line and headers included, goes to stdout
- * byte for byte. Exit codes: 0 when the server closed the connection, 1 when
- * the connection (or the TLS handshake) failed, 2 for a bad URL or option.
+ * test CA; a file without a PEM certificate in it is refused). The
+ * response, status line and headers included, goes to stdout byte for byte.
+ * Exit codes: 0 when the server closed the connection, 1 when the connection
+ * (or the TLS handshake) failed, 2 for a bad URL or option.
  *
  * @module
  */
@@ -93,6 +94,18 @@ interface Target {
   tls: boolean;
 }
 
+// Deno skips what is not PEM in caCerts without a word, and the
+// certificate would then be checked against nothing the user meant.
+function readCa(path: string): string {
+  const pem = Deno.readTextFileSync(path);
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new TypeError(
+      `Cannot use --ca: "${path}" holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line)`,
+    );
+  }
+  return pem;
+}
+
 function parseTarget(text: string): Target {
   let url: URL;
   try {
@@ -126,7 +139,7 @@ if (import.meta.main) {
       allowPositionals: true,
     });
     target = parseTarget(positionals[0] ?? "http://127.0.0.1:8000/");
-    if (values.ca !== undefined) caCerts = [Deno.readTextFileSync(values.ca)];
+    if (values.ca !== undefined) caCerts = [readCa(values.ca)];
   } catch (error) {
     console.error(`http_client: ${(error as Error).message}`);
     Deno.exit(2);

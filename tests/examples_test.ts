@@ -2,6 +2,7 @@
 // real peers: Python's http.server, a raw Deno client, each other.
 
 import assert from "node:assert/strict";
+import { tempDir } from "./_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 const encoder = new TextEncoder();
@@ -272,6 +273,23 @@ Deno.test("http_client.ts fetches https:// from Deno's TLS server, trusting the 
       assert.equal(stdout.length, 0);
       assert.match(stderr, /^http_client: .*127\.0\.0\.1:\d+.*certificate/i);
     },
+  );
+});
+
+Deno.test("http_client.ts refuses a --ca file that holds no PEM certificate, with exit code 2", async () => {
+  await using dir = await tempDir();
+  const ca = `${dir.path}/not_pem.txt`;
+  await Deno.writeTextFile(ca, "this is not a certificate\n");
+  const { code, stdout, stderr } = await runExample("http_client.ts", [
+    "--ca",
+    ca,
+    "https://127.0.0.1:1/",
+  ]);
+  assert.equal(code, 2);
+  assert.equal(stdout.length, 0);
+  assert.equal(
+    stderr,
+    `http_client: Cannot use --ca: "${ca}" holds no PEM certificate (no "-----BEGIN CERTIFICATE-----" line)\n`,
   );
 });
 

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import {
   type Address,
+  AF_INET6,
   close_all,
   Dispatcher,
   DispatcherWithSend,
@@ -17,6 +18,7 @@ import {
   closing,
   connectDispatcher,
   EchoHandler,
+  HAS_IPV6,
   HAS_PYTHON,
   loopUntil,
   readAll,
@@ -591,4 +593,119 @@ Deno.test("close_all() right after connect() cancels the connect", () => {
   d.connect(["127.0.0.1", 9]);
   close_all();
   assert.equal(d.connecting, false);
+});
+
+Deno.test("connect() while a connect is in flight throws and leaves one connection", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const address: Address = ["127.0.0.1", listener.addr.port];
+  const probe = new Probe();
+  probe.create_socket();
+  probe.connect(address);
+  assert.throws(() => probe.connect(address), {
+    name: "Error",
+    message: `Cannot connect: already connecting to 127.0.0.1:${address[1]}`,
+  });
+  using accepted = await listener.accept();
+  await loopUntil(() => probe.connected);
+  assert.deepEqual(probe.events, ["connect"]);
+  assert.deepEqual(probe.getpeername(), address);
+  // The sanitizers fail the test if a second connection was opened.
+  close_all();
+  assert.equal(await accepted.read(new Uint8Array(1)), null);
+});
+
+Deno.test("bind() while a connect is in flight throws, as Python's EINVAL", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const address: Address = ["127.0.0.1", listener.addr.port];
+  const probe = new Probe();
+  probe.create_socket();
+  probe.connect(address);
+  assert.throws(() => probe.bind(["127.0.0.1", 0]), {
+    name: "Error",
+    message: `Cannot bind: the socket is connecting to 127.0.0.1:${address[1]}`,
+  });
+  using accepted = await listener.accept();
+  await loopUntil(() => probe.connected);
+  // No listener beside the connection: the local address is the connection's.
+  const peer = accepted.remoteAddr as Deno.NetAddr;
+  assert.deepEqual(probe.getsockname(), [peer.hostname, peer.port]);
+  assert.deepEqual(probe.getpeername(), address);
+  close_all();
+});
+
+Deno.test("close() takes a dispatcher out of every map add_channel() put it in", async () => {
+  using _cleanup = closing();
+  const other = new Map();
+  const d = new Dispatcher();
+  d.create_socket();
+  d.add_channel(other);
+  assert.equal(other.size, 1);
+  d.close();
+  assert.equal(socket_map.size, 0);
+  assert.equal(other.size, 0);
+  // Python's loop would fail with EBADF; here there is nothing left to wait for.
+  await loop({ map: other, timeout: 30 });
+});
+
+Deno.test("an over-long host is cut in error messages", async (t) => {
+  const host = "x".repeat(70_000);
+  const shown = `${"x".repeat(64)}…`;
+  await t.step("bind()", () => {
+    using _cleanup = closing();
+    const d = new Dispatcher();
+    d.create_socket();
+    assert.throws(() => d.bind([host, 0]), (error: Error) => {
+      assert.ok(error.message.length < 300, `${error.message.length} chars`);
+      assert.ok(
+        error.message.startsWith(`Cannot bind: address ${shown}:0: `),
+        error.message.slice(0, 200),
+      );
+      return true;
+    });
+  });
+  await t.step("connect()", async () => {
+    using _cleanup = closing();
+    const probe = new Probe();
+    const errors: Error[] = [];
+    probe.handle_error = (error: unknown) => {
+      errors.push(error as Error);
+      probe.close();
+    };
+    probe.create_socket();
+    probe.connect([host, 80]);
+    await loopUntil(() => errors.length === 1);
+    const [error] = errors;
+    assert.ok(error!.message.length < 300, `${error!.message.length} chars`);
+    assert.ok(
+      error!.message.startsWith(`Cannot connect: ${shown}:80: `),
+      error!.message.slice(0, 200),
+    );
+  });
+});
+
+Deno.test({
+  name: "a host given as [::1] is shown in one pair of brackets",
+  ignore: !HAS_IPV6,
+  async fn() {
+    using _cleanup = closing();
+    // A port that was free a moment ago and has nobody listening now.
+    const listener = Deno.listen({ hostname: "::1", port: 0 });
+    const { port } = listener.addr;
+    listener.close();
+    const probe = new Probe();
+    const errors: Error[] = [];
+    probe.handle_error = (error: unknown) => {
+      errors.push(error as Error);
+      probe.close();
+    };
+    probe.create_socket(AF_INET6);
+    probe.connect(["[::1]", port]);
+    await loopUntil(() => errors.length === 1);
+    assert.match(
+      errors[0]!.message,
+      new RegExp(`^Cannot connect: \\[::1\\]:${port}: `),
+    );
+  },
 });

@@ -288,3 +288,98 @@ Deno.test("a handle_error() that throws or rejects makes loop() reject with its 
     }
   }
 });
+
+// Thrown values that cannot become a string, or whose checks throw.
+function unprintable(): [string, () => unknown][] {
+  return [
+    ["Object.create(null)", () => Object.create(null)],
+    ["a toString() that throws", () => ({
+      toString(): string {
+        throw new Error("toString failed");
+      },
+    })],
+    [
+      "an Error whose message getter throws",
+      () =>
+        Object.defineProperty(new Error("hidden"), "message", {
+          get(): string {
+            throw new Error("message getter failed");
+          },
+        }),
+    ],
+    ["a revoked Proxy", () => {
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      return proxy;
+    }],
+  ];
+}
+
+Deno.test("a hook that throws or rejects a value that cannot be formatted closes its channel and the loop keeps serving the others", async (t) => {
+  using rejections = watchRejections();
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using healthy = await healthyClient();
+  for (const [name, make] of unprintable()) {
+    for (const mode of MODES) {
+      await t.step(`${name}, ${mode}`, async () => {
+        let failed = false;
+        const [client, peer] = await connected(listener, (c) => {
+          c.writable = () => !failed;
+          c.handle_write = () => {
+            failed = true;
+            if (mode === "throws") throw make();
+            return Promise.resolve().then(() => {
+              throw make();
+            });
+          };
+        });
+        using _peer = peer;
+        await loopUntil(() => client.fileno() === null, {
+          what: `the channel that threw ${name} closed`,
+          limit: 5,
+        });
+        assert.ok(
+          client.logged.some((line) =>
+            line.startsWith("error: uncaptured exception") &&
+            line.includes("<exception str() failed>")
+          ),
+          client.logged.join("\n"),
+        );
+        await assertServed(healthy, name);
+        assert.deepEqual(rejections.reasons, []);
+      });
+    }
+  }
+  assert.equal(socket_map.size, 1);
+});
+
+Deno.test("a handle_error() that rejects with undefined makes loop() reject with undefined", async (t) => {
+  for (const errorMode of MODES) {
+    await t.step(`handle_error() ${errorMode}`, async () => {
+      using rejections = watchRejections();
+      using _cleanup = closing();
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      let failed = false;
+      const [client, peer] = await connected(listener, (c) => {
+        c.writable = () => !failed;
+        c.handle_write = () => {
+          failed = true;
+          throw new Error("hook failed");
+        };
+      });
+      using _peer = peer;
+      client.handle_error = (): HookResult => {
+        if (errorMode === "throws") throw undefined;
+        return Promise.reject(undefined);
+      };
+      let settled = "no";
+      await loop({ timeout: 0.05, count: 100 }).then(
+        () => settled = "resolved",
+        (error) => settled = `rejected with ${error}`,
+      );
+      assert.equal(settled, "rejected with undefined");
+      assert.deepEqual(rejections.reasons, []);
+    });
+  }
+});

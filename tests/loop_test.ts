@@ -603,3 +603,126 @@ Deno.test("a channel that is always writable (Python's default) does not starve 
   });
   assert.ok(busy.writes > 0);
 });
+
+// `promise`, or a failure naming `what` if it has not settled after 10 s (a
+// bound against a hang, not a timing assertion).
+async function settles<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what} never settled`)),
+      10_000,
+    );
+  });
+  try {
+    return await Promise.race([promise, hung]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("two loops on one map share its passes, each settling on its own count", async () => {
+  using _cleanup = closing();
+  using connected = await writingRecorder();
+  const client = connected.client;
+  // Each pass calls handle_write() once. The first loop has run its first
+  // pass when the second starts: the second counts passes 2 and 3, then
+  // drives 3 more once the first is done.
+  const first = loop({ count: 3, timeout: 0 });
+  const second = loop({ count: 5, timeout: 0 });
+  await settles(Promise.all([first, second]), "the loops");
+  assert.equal(client.calls.length, 6);
+});
+
+Deno.test("two waiting loops on one map both settle when their signals abort", async () => {
+  using _cleanup = closing();
+  const server = new RecordingServer();
+  const stopFirst = new AbortController();
+  const stopSecond = new AbortController();
+  const first = loop({ timeout: null, signal: stopFirst.signal });
+  const second = loop({ timeout: 0.01, signal: stopSecond.signal });
+  // The second goes on driving the passes once the first stops.
+  stopFirst.abort();
+  await settles(first, "the first loop");
+  stopSecond.abort();
+  await settles(second, "the second loop");
+  // A loop and a poll() on one map: the poll() takes the loop's next pass.
+  const stop = new AbortController();
+  const looping = loop({ timeout: 0.01, signal: stop.signal });
+  await settles(poll(0.01), "poll()");
+  stop.abort();
+  await settles(looping, "the loop beside poll()");
+  assert.deepEqual(server.calls, []);
+});
+
+Deno.test("loop() called from a hook settles after its passes while the outer loop goes on", async (t) => {
+  for (
+    const style of ["awaited in an async hook", "left running by a sync hook"]
+  ) {
+    await t.step(style, async () => {
+      using rejections = watchRejections();
+      using _cleanup = closing();
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const [client, peer] = await connectedRecorder(listener);
+      using _peer = peer;
+      const inner: string[] = [];
+      client.handle_read = (): Promise<void> | void => {
+        client.calls.push("read");
+        client.recv(1024);
+        // Python's nested loop: two passes (that wait), then it returns.
+        const nested = loop({ count: 2, timeout: 0.01 }).then(() => {
+          inner.push(`settled after ${client.calls.length} calls`);
+        });
+        if (style.startsWith("awaited")) return nested;
+      };
+      await peer.write(new Uint8Array([1]));
+      await settles(
+        loopUntil(() => inner.length === 1, { timeout: 0.01 }),
+        "the outer loop",
+      );
+      assert.deepEqual(inner, ["settled after 1 calls"]);
+      assert.deepEqual(client.calls, ["read"]);
+      // A nested loop with a count that outlives the outer loop drives the
+      // passes itself once the outer one is done.
+      inner.length = 0;
+      client.calls.length = 0;
+      await peer.write(new Uint8Array([2]));
+      await settles(loop({ count: 1, timeout: 0.01 }), "a one-pass loop");
+      // The read may land after the one pass: then the nested loop has not
+      // started yet, and a pass more brings it.
+      await settles(
+        loopUntil(() => inner.length === 1, { timeout: 0.01 }),
+        "the nested loop",
+      );
+      assert.deepEqual(inner, ["settled after 1 calls"]);
+      assert.deepEqual(rejections.reasons, []);
+    });
+  }
+});
+
+Deno.test("an ExitNow that rejects the driving loop stops the loops counting its passes", async () => {
+  using _cleanup = closing();
+  using connected = await writingRecorder();
+  const client = connected.client;
+  let nested: Promise<void> | null = null;
+  client.handle_write = () => {
+    client.calls.push("write");
+    // Unbounded: it would serve forever if it drove on after the ExitNow.
+    if (client.calls.length === 1) nested = loop({ timeout: 0 });
+    if (client.calls.length === 3) throw new ExitNow("stop");
+  };
+  await assert.rejects(settles(loop({ timeout: 0 }), "the loop"), ExitNow);
+  await settles(nested!, "the nested loop");
+  assert.equal(client.calls.length, 3);
+});
+
+Deno.test("a NaN timeout is named in the message", async () => {
+  await assert.rejects(loop({ timeout: NaN }), {
+    name: "TypeError",
+    message: "Cannot poll: timeout must be a number of seconds, got NaN",
+  });
+  await assert.rejects(poll(NaN), {
+    name: "TypeError",
+    message: "Cannot poll: timeout must be a number of seconds, got NaN",
+  });
+});

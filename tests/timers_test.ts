@@ -151,6 +151,52 @@ Deno.test("an error from a call no dispatcher owns rejects loop()", async (t) =>
   });
 });
 
+Deno.test("a call no dispatcher owns that throws or rejects with undefined rejects loop() with undefined", async (t) => {
+  for (const mode of ["throws", "rejects"]) {
+    await t.step(mode, async () => {
+      const map: SocketMap = new Map();
+      using _ = closing(map);
+      call_later(0, () => {
+        if (mode === "throws") throw undefined;
+        return Promise.reject(undefined);
+      }, { map });
+      // Keeps the loop waiting, whatever the timing of the rejection.
+      call_later(5, () => {}, { map });
+      let settled = "no";
+      await loop({ map }).then(
+        () => settled = "resolved",
+        (error) => settled = `rejected with ${error}`,
+      );
+      assert.equal(settled, "rejected with undefined");
+    });
+  }
+});
+
+Deno.test("an async call that is the last thing on the map keeps loop() running until it settles", async (t) => {
+  // A later macrotask: the call's promise settles after the pass that ran it.
+  const later = () => new Promise((resolve) => setTimeout(resolve, 1));
+  await t.step("rejects: loop() rejects with its error", async () => {
+    const map: SocketMap = new Map();
+    using _ = closing(map);
+    call_later(0, async () => {
+      await later();
+      throw new Error("late tick failed");
+    }, { map });
+    await assert.rejects(loop({ map }), /late tick failed/);
+  });
+  await t.step("resolves: loop() returns after it", async () => {
+    const map: SocketMap = new Map();
+    using _ = closing(map);
+    let finished = false;
+    call_later(0, async () => {
+      await later();
+      finished = true;
+    }, { map });
+    await loop({ map });
+    assert.equal(finished, true);
+  });
+});
+
 class Recorder extends Dispatcher {
   errors: unknown[] = [];
   closed = false;
@@ -348,4 +394,17 @@ Deno.test("timeout = null turns the timeout off", async () => {
   call_later(0.05, () => void (observed = true), { map });
   await loopUntil(() => observed, { map });
   assert.equal(quiet.timeouts, 0);
+});
+
+Deno.test("a NaN delay is named in the message", () => {
+  const fn = () => {};
+  assert.throws(() => call_later(NaN, fn), {
+    name: "TypeError",
+    message: "Cannot call later: seconds must be a number, got NaN",
+  });
+  assert.throws(() => call_every(NaN, fn), {
+    name: "TypeError",
+    message: "Cannot call every: seconds must be a number, got NaN",
+  });
+  assert.equal(socket_map.size, 0);
 });

@@ -261,3 +261,44 @@ new Dispatcher().create_socket(2, SOCK_DGRAM);`,
     });
   }
 });
+
+Deno.test("a connected UDP dispatcher sending to a closed port sees no error (Deno has no connected UDP socket); its timeout notices the silence", async () => {
+  using _cleanup = closing();
+  // A port that was free a moment ago and has nobody listening now: the
+  // kernel answers each datagram with an ICMP port unreachable, which Python's
+  // connected socket reports as ConnectionRefusedError.
+  const gone = Deno.listenDatagram({
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  const port = portOfAddr(gone.addr);
+  gone.close();
+  const events: string[] = [];
+  class Client extends Dispatcher {
+    override writable(): boolean {
+      return !this.connected;
+    }
+    override handle_connect(): void {
+      this.send(bytes("anyone?"));
+      this.send(bytes("anyone at all?"));
+    }
+    override handle_read(): void {
+      events.push(`read ${text(this.recv(2048))}`);
+    }
+    override handle_error(error: unknown): void {
+      events.push(`error ${(error as Error).name}`);
+      this.close();
+    }
+    override handle_timeout(): void {
+      events.push("timeout");
+      this.close();
+    }
+  }
+  const client = new Client();
+  client.create_socket(AF_INET, SOCK_DGRAM);
+  client.timeout = 0.2;
+  client.connect(["127.0.0.1", port]);
+  await loopUntil(() => events.length > 0, { what: "the client heard" });
+  assert.deepEqual(events, ["timeout"]);
+});
