@@ -30,3 +30,16 @@ export function withMessage(error: unknown, message: string): unknown {
   if (code !== undefined) Object.assign(remade, { code });
   return remade;
 }
+
+/**
+ * A TLS handshake's failure, naming the peer ("Cannot complete TLS handshake
+ * with 127.0.0.1:8443: …"); the class stays, so a peer that left mid-way
+ * still counts as a disconnect.
+ */
+export function handshakeError(error: unknown, peer: string): unknown {
+  const reason = error instanceof Error ? error.message : String(error);
+  return withMessage(
+    error,
+    `Cannot complete TLS handshake with ${peer}: ${reason}`,
+  );
+}

@@ -649,12 +649,18 @@ export class Dispatcher {
       };
     }
     let secure: TlsStream | null = null;
+    const peer = this.addr === null ? "the peer" : formatAddress(this.addr);
     const done = channel.upgrade(async (raw, first) => {
       // node:tls loads only when a program upgrades.
       const { startTls } = await import("./_tls.ts");
-      secure = startTls(raw, first, settings);
+      secure = startTls(raw, first, settings, peer);
       return secure;
-    }).then(() => secure!.handshake);
+    }).then(() => secure!.handshake).catch((error) => {
+      // The connection's failure, whichever of the promise and the channel's
+      // read reports it first: handle_error() gets it once.
+      channel.error ??= error;
+      throw error;
+    });
     // Failures reach handle_error() through the connection too.
     done.catch(() => {});
     return done;
@@ -726,7 +732,7 @@ export class Dispatcher {
     checkBytes(data, "send");
     const channel = this.#ioFor("send");
     // After shutdown(SHUT_WR), Python's send() fails with EPIPE: a disconnect.
-    if (channel.closed || channel.writeShut) {
+    if (channel.closed || channel.writeShut || channel.failed) {
       settle(this, this.handle_close());
       return 0;
     }
@@ -1067,10 +1073,25 @@ export class Dispatcher {
    */
   handle_read_event(): HookResult {
     if (this.accepting) return this.#acceptEvent();
+    if (this[kChannel]?.failed) return;
     if (!this.connected && this.connecting) {
       return chain(this.handle_connect_event(), () => this.handle_read());
     }
+    this.#raiseFailure();
     return this.handle_read();
+  }
+
+  // A failed transport (a connect or TLS handshake that failed, a read or
+  // write error that is no disconnect): its error is thrown once, for the
+  // loop to pass to handle_error(), and the channel closes right after that,
+  // whatever handle_error() did; until then, events do nothing. So no pass
+  // reports it again, even when handle_error() kept the channel open or
+  // rethrew.
+  #raiseFailure(): void {
+    const failure = this[kChannel]?.takeFailure() ?? null;
+    if (failure === null) return;
+    queueMicrotask(() => this.close());
+    throw failure;
   }
 
   /**
@@ -1082,8 +1103,7 @@ export class Dispatcher {
    */
   handle_connect_event(): HookResult {
     const channel = this[kChannel];
-    const error = channel?.error ?? null;
-    if (error !== null) throw error;
+    this.#raiseFailure();
     const sock = this.#socket;
     if (sock !== null && sock.raw === null && channel?.stream) {
       setRaw(sock, channel.stream as Deno.Conn);
@@ -1101,10 +1121,11 @@ export class Dispatcher {
    * @returns What the hook returned.
    */
   handle_write_event(): HookResult {
-    if (this.accepting) return;
+    if (this.accepting || this[kChannel]?.failed) return;
     if (!this.connected && this.connecting) {
       return chain(this.handle_connect_event(), () => this.handle_write());
     }
+    this.#raiseFailure();
     return this.handle_write();
   }
 
