@@ -457,7 +457,15 @@ export class Dispatcher {
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
    * use", Deno's own error as `cause`) at once, and {@linkcode getsockname}
    * reports the real port.
-   * With `tls`, every connection accepted is TLS.
+   * With `tls`, every connection accepted is TLS: its handshake runs first,
+   * and its first `handle_read()` comes after it. A failed handshake (a
+   * client that speaks plain text or garbage) reaches the connection's
+   * `handle_error()` once, with Deno's class (`Deno.errors.InvalidData`)
+   * and a message naming the client ("Cannot complete TLS handshake with
+   * 127.0.0.1:50112: received corrupt message of type InvalidContentType");
+   * the connection is closed right after, even when `handle_error()` keeps
+   * it or rethrows. A client that leaves mid-handshake is a disconnect:
+   * `handle_close()`. See docs/tls.md.
    *
    * @example A TLS server
    * ```ts ignore
@@ -539,9 +547,13 @@ export class Dispatcher {
   /**
    * Starts connecting to `address`; returns at once. Success calls
    * `handle_connect()` (then `connected` is true); failure reaches
-   * `handle_error()`, whose default logs and calls `handle_close()`, with
-   * Deno's error class and a message naming the address ("Cannot connect:
-   * example.invalid:80: failed to lookup address information: …").
+   * `handle_error()` once, whose default logs and calls `handle_close()`,
+   * with Deno's error class and a message naming the address ("Cannot
+   * connect: example.invalid:80: failed to lookup address information: …");
+   * the channel is closed after `handle_error()` in any case.
+   * With `tls`, `handle_connect()` runs once the TLS handshake is done too,
+   * and a failed handshake reads "Cannot complete TLS handshake with
+   * 127.0.0.1:8443: invalid peer certificate: UnknownIssuer".
    *
    * @param address `[host, port]` or a Unix socket path.
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
@@ -606,7 +618,13 @@ export class Dispatcher {
    * flight is handed to TLS; input received before the call and not yet
    * read is dropped, since a man in the middle could have injected it
    * (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
-   * also reaches `handle_error()` through the connection, as a read error.
+   * also reaches `handle_error()` through the connection, once ("Cannot
+   * complete TLS handshake with 127.0.0.1:50112: …"), even when a hook
+   * awaits the promise and lets the rejection through; the channel is
+   * closed after it. Once upgraded, `close()` ends TLS with `close_notify`,
+   * then the connection, as it does on a TLS listener's connections. There
+   * is no way back to plain text (Python's `SSLSocket.unwrap()`): a peer's
+   * `close_notify` ends the connection (see docs/tls.md).
    *
    * @example A client that upgrades once the server agrees
    * ```ts ignore
@@ -624,7 +642,8 @@ export class Dispatcher {
    * ```
    *
    * @param options The client's or the server's TLS settings.
-   * @returns A promise that settles once the handshake is done.
+   * @returns A promise that resolves once the handshake is done, and
+   * rejects with its failure.
    * @throws {TypeError} If a `cert` or `key` is not a string, or the
    * connection is a Unix socket.
    * @throws {Error} If there is no connection.
@@ -1149,6 +1168,9 @@ export class Dispatcher {
    * channel cannot stop the loop. A `handle_error()` that throws or rejects
    * makes {@linkcode loop} reject with that error, as Python's `loop()`
    * raises it.
+   * A failed connection (a connect or TLS handshake that failed, a read or
+   * write error that is no disconnect) is passed here once, and is closed
+   * right after, whatever this returns or throws.
    *
    * @param error What was thrown.
    * @returns What `handle_close()` returned.

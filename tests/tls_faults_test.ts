@@ -323,3 +323,67 @@ s.unwrap().close()`;
     }
   },
 });
+
+Deno.test({
+  name:
+    "a peer's unwrap() (FTP's CCC) ends the connection: handle_close(), no error, and the peer reads nothing in the clear (Python's ssl client)",
+  ignore: !HAS_PYTHON,
+  fn: async (t) => {
+    const script = `import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[2])))
+if sys.argv[3] == "starttls":
+    raw.makefile("rb").readline()
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+s.settimeout(10)
+s.sendall(b"CCC\\r\\n")
+print(s.recv(100).decode().strip())
+plain = s.unwrap()
+plain.sendall(b"NOOP\\r\\n")
+print(plain.recv(100))`;
+    for (const kind of ["bind({tls})", "start_tls()"]) {
+      await t.step(kind, async () => {
+        using _ = closing();
+        const implicit = kind === "bind({tls})";
+        const listener = new Dispatcher();
+        listener.create_socket();
+        listener.bind(
+          ["127.0.0.1", 0],
+          implicit ? { tls: { cert: CERT, key: KEY } } : {},
+        );
+        listener.listen(1);
+        const child = python(script, [
+          CA_PATH,
+          String(portOf(listener.getsockname())),
+          implicit ? "implicit" : "starttls",
+        ]);
+        const seen: Seen = { errors: [], closes: 0, reads: 0 };
+        listener.handle_accepted = (sock) => {
+          listener.close();
+          const server = new Dispatcher(sock);
+          server.writable = () => false;
+          server.handle_read = () => {
+            const data = server.recv(100);
+            if (data.length > 0) seen.reads++;
+            if (text(data) === "CCC\r\n") server.send(bytes("200 CCC ok\r\n"));
+          };
+          server.handle_close = () => {
+            seen.closes++;
+            server.close();
+          };
+          server.handle_error = (error) => void seen.errors.push(error);
+          if (!implicit) {
+            server.send(bytes("220 go ahead\r\n"));
+            server.start_tls({ cert: CERT, key: KEY });
+          }
+        };
+        const exited = child.output();
+        await loopUntil(() => seen.closes > 0, { what: "handle_close() ran" });
+        const out = await exited;
+        assert.equal(text(out.stderr), "");
+        assert.equal(text(out.stdout), "200 CCC ok\nb''\n");
+        assert.deepEqual(seen, { errors: [], closes: 1, reads: 1 });
+      });
+    }
+  },
+});
