@@ -174,6 +174,7 @@ export function startTls(
     secure.once("secureConnect", done);
     secure.once("error", () => reject(failure));
     secure.once("close", () => {
+      if (secured) return;
       failure ??= new Deno.errors.ConnectionReset(
         `Cannot complete TLS handshake with ${peer}: the connection closed`,
       );

@@ -757,6 +757,7 @@ export class Dispatcher {
     }
     const error = channel.error;
     if (error !== null && !this.accepting && !this.connecting) {
+      this.#raiseFailure();
       if (!isDisconnect(error)) throw error;
       settle(this, this.handle_close());
       return 0;
@@ -817,7 +818,9 @@ export class Dispatcher {
         `Cannot recv: size "${size}" is not a positive integer`,
       );
     }
-    const data = this.#ioFor("recv").recv(size);
+    const channel = this.#ioFor("recv");
+    this.#raiseFailure();
+    const data = channel.recv(size);
     if (data !== null) return data;
     // An async handle_close() is not awaited (recv() returns now), but its
     // rejection still reaches handle_error().
@@ -1101,11 +1104,11 @@ export class Dispatcher {
   }
 
   // A failed transport (a connect or TLS handshake that failed, a read or
-  // write error that is no disconnect): its error is thrown once, for the
-  // loop to pass to handle_error(), and the channel closes right after that,
-  // whatever handle_error() did; until then, events do nothing. So no pass
-  // reports it again, even when handle_error() kept the channel open or
-  // rethrew.
+  // write error that is no disconnect): its error is thrown once, by an
+  // event or by recv()/send(), for the loop to pass to handle_error(), and
+  // the channel closes right after that, whatever handle_error() did; until
+  // then, events do nothing. So no pass reports it again, even when
+  // handle_error() kept the channel open or rethrew.
   #raiseFailure(): void {
     const failure = this[kChannel]?.takeFailure() ?? null;
     if (failure === null) return;
