@@ -3,7 +3,12 @@
 // model expects. An inbox plays the kernel's receive buffer, an outbox its
 // send buffer; settled operations push the channel onto its map's ready queue.
 
-import { formatAddress, messageAbout, withMessage } from "./_errors.ts";
+import {
+  formatAddress,
+  handshakeError,
+  messageAbout,
+  withMessage,
+} from "./_errors.ts";
 import type { Queued, Waker } from "./_ready.ts";
 import {
   carve,
@@ -85,6 +90,10 @@ export function isDisconnect(error: unknown): boolean {
     // A hook threw a revoked Proxy: not a disconnect, and no new error.
     return false;
   }
+}
+
+function isTlsConn(stream: Stream): stream is Deno.TlsConn {
+  return typeof (stream as Partial<Deno.TlsConn>).handshake === "function";
 }
 
 function closeQuietly(resource: { close(): void }): void {
@@ -199,6 +208,14 @@ export class Channel<O = unknown> implements Queued {
   #stallMs = 0;
   #readShut = false;
   #writeShut = false;
+  /** Set once the error that ended the transport was handed out. */
+  #failed = false;
+  /** Set once a TLS stream's handshake is done (or failed). */
+  #shaken = false;
+  /** Set while an outgoing connection's TLS handshake runs. */
+  #handshaking = false;
+  /** The TLS connection whose handshake an outgoing connect awaits. */
+  #securing: Deno.TlsConn | null = null;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -210,6 +227,7 @@ export class Channel<O = unknown> implements Queued {
     const stream = this.stream;
     if (stream !== null) {
       if (this.#in !== null || this.#eof || !this.wantRead) return;
+      if (!this.#shaken && isTlsConn(stream)) return this.#handshake(stream);
       if (this.waker !== null && !this.waker.admit(this)) return;
       if (this.#buf.length !== this.#readSize) {
         this.#buf = this.#readSize === CHUNK_SIZE
@@ -236,6 +254,35 @@ export class Channel<O = unknown> implements Queued {
     listener.accept().then((conn) => this.#onAccept(conn), this.#onReadError);
   }
 
+  // An accepted TLS connection (a TLS listener's) first completes its
+  // handshake: its failure then names the peer, and is told apart from
+  // the errors of reads that follow.
+  #handshake(conn: Deno.TlsConn): void {
+    this.#reading = true;
+    this.#count();
+    conn.handshake().then(
+      () => this.#onHandshake(),
+      (error) => this.#onHandshakeError(conn, error),
+    );
+  }
+
+  #onHandshake(): void {
+    this.#uncount();
+    this.#reading = false;
+    this.#shaken = true;
+    if (this.wantRead && !this.closed) this.armRead();
+  }
+
+  #onHandshakeError(conn: Deno.TlsConn, error: unknown): void {
+    this.#uncount();
+    this.#reading = false;
+    this.#shaken = true;
+    if (this.closed) return;
+    const { hostname, port } = conn.remoteAddr;
+    this.error = handshakeError(error, formatAddress([hostname, port]));
+    this.waker?.push(this);
+  }
+
   #count(): void {
     const waker = this.waker;
     if (waker !== null) waker.inFlight++;
@@ -253,13 +300,34 @@ export class Channel<O = unknown> implements Queued {
   /** True while `recv()`/`accept()` has something to report. */
   readReady(): boolean {
     return this.#in !== null || this.acceptQueued > 0 || this.#eof ||
-      this.error !== null;
+      (this.error !== null && !this.#failed);
   }
 
   /** True while `send()` would accept bytes (or report an error). */
   writeReady(): boolean {
     return (this.stream !== null && !this.closed && !this.#writeShut &&
-      this.#outBytes < OUTBOX_MARK) || this.error !== null;
+      this.#outBytes < OUTBOX_MARK) || (this.error !== null && !this.#failed);
+  }
+
+  /**
+   * The error that ended the connection or the connect (a disconnect of a
+   * connection that was up excepted: `recv()` reports that as EOF), handed
+   * out once: `null` when there is none, it was handed out already, or
+   * input that arrived before it is still unread.
+   */
+  takeFailure(): unknown {
+    const error = this.error;
+    if (
+      error === null || this.#failed || this.listener !== null ||
+      this.#in !== null || (this.stream !== null && isDisconnect(error))
+    ) return null;
+    this.#failed = true;
+    return error;
+  }
+
+  /** True once {@linkcode takeFailure} handed the failure out. */
+  get failed(): boolean {
+    return this.#failed;
   }
 
   /** True once `shutdown()` ended the write side. */
@@ -314,7 +382,7 @@ export class Channel<O = unknown> implements Queued {
       this.#in = data.subarray(size);
       return data.subarray(0, size);
     }
-    if (this.#eof || this.closed) return null;
+    if (this.#eof || this.closed || this.#failed) return null;
     const error = this.error;
     if (error !== null) {
       if (isDisconnect(error)) return null;
@@ -348,11 +416,7 @@ export class Channel<O = unknown> implements Queued {
   // setNoDelay()), so a second small write would wait for the peer's delayed
   // ACK (~40 ms): the sends of one turn are queued and written together.
   #batch(): boolean {
-    if (
-      typeof (this.stream as Partial<Deno.TlsConn>).handshake !== "function"
-    ) {
-      return false;
-    }
+    if (!isTlsConn(this.stream!)) return false;
     if (!this.#batching) this.#startBatch();
     return true;
   }
@@ -471,13 +535,26 @@ export class Channel<O = unknown> implements Queued {
       // TLS on the connected socket rather than Deno.connectTls: it connects
       // to the address (connectTls would look serverName up instead), and
       // Nagle goes off first, which a Deno.TlsConn cannot do later.
+      // The connect completes with the handshake: handle_connect() means
+      // TLS is up, and a failed handshake is reported as such.
       if (tls !== null) {
-        pending = pending.then((conn) => {
+        pending = pending.then(async (conn) => {
           setNoDelay(conn, noDelay);
-          return Deno.startTls(conn as Deno.TcpConn, {
+          this.#handshaking = true;
+          const secure = await Deno.startTls(conn as Deno.TcpConn, {
             hostname: tls.serverName ?? target.hostname,
             ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
           });
+          this.#securing = secure;
+          try {
+            await secure.handshake();
+          } catch (error) {
+            closeQuietly(secure);
+            throw error;
+          } finally {
+            this.#securing = null;
+          }
+          return secure;
         });
       }
     }
@@ -603,6 +680,8 @@ export class Channel<O = unknown> implements Queued {
     }
     this.#abort?.abort();
     this.#abort = null;
+    // A handshake in flight holds the connection: closing it settles that.
+    if (this.#securing !== null) closeQuietly(this.#securing);
     clearTimeout(this.#stallTimer);
     this.#stallTimer = undefined;
     this.#in = null;
@@ -747,6 +826,7 @@ export class Channel<O = unknown> implements Queued {
     setNoDelay(conn, this.#noDelay);
     if (this.timeoutMs > 0) this.activeAt = performance.now();
     this.stream = conn;
+    this.#shaken = true;
     this.waker?.push(this);
   }
 
@@ -754,10 +834,12 @@ export class Channel<O = unknown> implements Queued {
     this.#uncount();
     this.#abort = null;
     if (this.closed) return;
-    this.error = withMessage(
-      error,
-      `Cannot connect: ${this.#peer}: ${messageAbout(error, this.#host)}`,
-    );
+    this.error = this.#handshaking
+      ? handshakeError(error, this.#peer)
+      : withMessage(
+        error,
+        `Cannot connect: ${this.#peer}: ${messageAbout(error, this.#host)}`,
+      );
     this.waker?.push(this);
   }
 

@@ -103,3 +103,18 @@ export function describeError(value: unknown): string {
     return STR_FAILED;
   }
 }
+
+/**
+ * A TLS handshake's failure, naming the peer ("Cannot complete TLS handshake
+ * with 127.0.0.1:8443: …"); the class stays, so a peer that left mid-way
+ * still counts as a disconnect.
+ */
+export function handshakeError(error: unknown, peer: string): unknown {
+  const reason = isInstance(error, Error)
+    ? messageAbout(error, "")
+    : describeError(error);
+  return withMessage(
+    error,
+    `Cannot complete TLS handshake with ${peer}: ${reason}`,
+  );
+}

@@ -44,6 +44,13 @@ export function settleError(obj: Dispatcher, result: HookResult): void {
  */
 export function fail(obj: Dispatcher, error: unknown): void {
   if (isInstance(error, ExitNow)) return stop(obj, error);
+  // A hook that awaited start_tls() rejects with its connection's failure,
+  // which handle_error() gets once, and which closes the channel after it.
+  const channel = obj[kChannel];
+  if (channel !== null && error !== null && error === channel.error) {
+    if (channel.takeFailure() === null) return;
+    queueMicrotask(() => obj.close());
+  }
   try {
     settleError(obj, obj.handle_error(error));
   } catch (fatal) {

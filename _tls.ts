@@ -10,6 +10,7 @@
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { Stream } from "./_channel.ts";
+import { handshakeError } from "./_errors.ts";
 
 /** TLS settings for the client's side of the handshake. */
 export interface ClientTls {
@@ -36,6 +37,8 @@ export interface TlsStream extends Stream {
 }
 
 const READ_SIZE = 16 * 1024;
+/** Plaintext queued for the channel before raw reads pause. */
+const QUEUE_MARK = 64 * 1024;
 
 // Node reports the raw connection's faults with its own codes: give them back
 // Deno's classes, so they count as disconnects (handle_close, not an error).
@@ -53,14 +56,21 @@ function denoError(error: unknown): unknown {
 }
 
 // The raw connection as a node duplex: `first` (the channel's read that was
-// in flight when TLS started) is its first input.
+// in flight when TLS started) is its first input; `room()` holds back the
+// next raw read while the plaintext taken from TLS waits to be read.
 function transport(
   raw: Stream,
   first: Promise<Uint8Array | null> | null,
+  room: () => Promise<void> | null,
 ): Duplex {
   let pending = first;
   return new Duplex({
     read() {
+      const full = pending === null ? room() : null;
+      if (full !== null) {
+        full.then(() => this._read(READ_SIZE));
+        return;
+      }
       let next = pending;
       pending = null;
       if (next === null) {
@@ -105,14 +115,26 @@ async function writeAll(raw: Stream, data: Uint8Array): Promise<void> {
 
 /**
  * TLS over `raw`, as the client (`ClientTls`) or the server (`ServerTls`);
- * `first` is the raw read in flight, if any.
+ * `first` is the raw read in flight, if any; `peer` names the other end in
+ * a failed handshake's message.
  */
 export function startTls(
   raw: Stream,
   first: Promise<Uint8Array | null> | null,
   options: ClientTls | ServerTls,
+  peer: string,
 ): TlsStream {
-  const socket = transport(raw, first);
+  // Plaintext is taken from TLS as it comes ("data") and queued here: with
+  // the TLS socket's own buffering (read() on "readable"), Deno 2.9.6 loses
+  // the peer's close_notify and EOF once a transfer has paused it (102,400 B
+  // in one go does), so the end of the stream never came. Backpressure
+  // acts on the raw reads instead (QUEUE_MARK).
+  const queue: Uint8Array[] = [];
+  let queued = 0;
+  let drained: PromiseWithResolvers<void> | null = null;
+  const room = (): Promise<void> | null =>
+    queued < QUEUE_MARK ? null : (drained ??= Promise.withResolvers()).promise;
+  const socket = transport(raw, first, room);
   // deno-lint-ignore no-explicit-any -- node's typings want a net.Socket
   const duplex = socket as any;
   const secure = "cert" in options
@@ -127,6 +149,7 @@ export function startTls(
       ...(options.caCerts ? { ca: options.caCerts } : {}),
     });
   let failure: unknown = null;
+  let secured = false;
   let ended = false;
   let wake: (() => void) | null = null;
   const poke = (): void => {
@@ -134,43 +157,60 @@ export function startTls(
     wake = null;
     resolve?.();
   };
+  // Registered first: the handshake's rejection and the reads report the
+  // same error object, which the channel then delivers once.
+  secure.on("error", (error) => {
+    failure ??= secured
+      ? denoError(error)
+      : handshakeError(denoError(error), peer);
+    poke();
+  });
   const handshake = new Promise<void>((resolve, reject) => {
-    secure.once("secure", resolve);
-    secure.once("secureConnect", resolve);
-    secure.once("error", reject);
-    secure.once("close", () =>
-      reject(
-        new Deno.errors.ConnectionReset(
-          "Cannot start TLS: the connection closed during the handshake",
-        ),
-      ));
+    const done = (): void => {
+      secured = true;
+      resolve();
+    };
+    secure.once("secure", done);
+    secure.once("secureConnect", done);
+    secure.once("error", () => reject(failure));
+    secure.once("close", () => {
+      if (secured) return;
+      failure ??= new Deno.errors.ConnectionReset(
+        `Cannot complete TLS handshake with ${peer}: the connection closed`,
+      );
+      reject(failure);
+    });
   });
   // Settled either way; the channel's reads report a failure too.
   handshake.catch(() => {});
-  secure.on("readable", poke);
-  secure.on("end", () => {
-    ended = true;
+  secure.on("data", (chunk: Uint8Array) => {
+    queue.push(chunk);
+    queued += chunk.length;
     poke();
   });
-  secure.on("error", (error) => {
-    failure ??= denoError(error);
+  secure.on("end", () => {
+    ended = true;
     poke();
   });
   secure.on("close", () => {
     ended = true;
     poke();
   });
-  let left: Uint8Array | null = null;
   return {
     handshake,
     async read(p: Uint8Array): Promise<number | null> {
       while (true) {
-        const chunk: Uint8Array | null = left ?? secure.read();
-        left = null;
-        if (chunk !== null) {
+        const chunk = queue[0];
+        if (chunk !== undefined) {
           const n = Math.min(p.length, chunk.length);
           p.set(chunk.subarray(0, n));
-          if (n < chunk.length) left = chunk.subarray(n);
+          if (n < chunk.length) queue[0] = chunk.subarray(n);
+          else queue.shift();
+          queued -= n;
+          if (drained !== null && queued < QUEUE_MARK) {
+            drained.resolve();
+            drained = null;
+          }
           return n;
         }
         if (failure !== null) throw failure;
@@ -192,8 +232,17 @@ export function startTls(
       return new Promise((resolve) => secure.end(resolve));
     },
     close(): void {
-      secure.destroy();
-      socket.destroy();
+      const release = (): void => {
+        secure.destroy();
+        socket.destroy();
+      };
+      // As Deno.TlsConn's close() does: close_notify first, so that the peer
+      // can tell our end from a cut connection, then FIN, then the release.
+      if (secured && failure === null && !secure.writableEnded) {
+        secure.end(release);
+      } else {
+        release();
+      }
       poke();
     },
   };

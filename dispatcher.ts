@@ -468,9 +468,17 @@ export class Dispatcher {
    * socket path). Deno opens the listener here, so an address in use throws
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
    * use", Deno's own error as `cause`; a host longer than 64 characters is
-   * cut there, with "…") at once, and {@linkcode getsockname} reports the
-   * real port.
-   * With `tls`, every connection accepted is TLS.
+   * cut there, with "…") at once, and {@linkcode getsockname}
+   * reports the real port.
+   * With `tls`, every connection accepted is TLS: its handshake runs first,
+   * and its first `handle_read()` comes after it. A failed handshake (a
+   * client that speaks plain text or garbage) reaches the connection's
+   * `handle_error()` once, with Deno's class (`Deno.errors.InvalidData`)
+   * and a message naming the client ("Cannot complete TLS handshake with
+   * 127.0.0.1:50112: received corrupt message of type InvalidContentType");
+   * the connection is closed right after, even when `handle_error()` keeps
+   * it or rethrows. A client that leaves mid-handshake is a disconnect:
+   * `handle_close()`. See docs/tls.md.
    *
    * @example A TLS server
    * ```ts ignore
@@ -567,10 +575,14 @@ export class Dispatcher {
   /**
    * Starts connecting to `address`; returns at once. Success calls
    * `handle_connect()` (then `connected` is true); failure reaches
-   * `handle_error()`, whose default logs and calls `handle_close()`, with
-   * Deno's error class and a message naming the address ("Cannot connect:
-   * example.invalid:80: failed to lookup address information: …"; a host
-   * longer than 64 characters is cut there, with "…").
+   * `handle_error()` once, whose default logs and calls `handle_close()`,
+   * with Deno's error class and a message naming the address ("Cannot
+   * connect: example.invalid:80: failed to lookup address information: …"; a
+   * host longer than 64 characters is cut there, with "…");
+   * the channel is closed after `handle_error()` in any case.
+   * With `tls`, `handle_connect()` runs once the TLS handshake is done too,
+   * and a failed handshake reads "Cannot complete TLS handshake with
+   * 127.0.0.1:8443: invalid peer certificate: UnknownIssuer".
    *
    * @param address `[host, port]` or a Unix socket path.
    * @param options TLS and `TCP_NODELAY` settings; default plain TCP with
@@ -644,7 +656,13 @@ export class Dispatcher {
    * flight is handed to TLS; input received before the call and not yet
    * read is dropped, since a man in the middle could have injected it
    * (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
-   * also reaches `handle_error()` through the connection, as a read error.
+   * also reaches `handle_error()` through the connection, once ("Cannot
+   * complete TLS handshake with 127.0.0.1:50112: …"), even when a hook
+   * awaits the promise and lets the rejection through; the channel is
+   * closed after it. Once upgraded, `close()` ends TLS with `close_notify`,
+   * then the connection, as it does on a TLS listener's connections. There
+   * is no way back to plain text (Python's `SSLSocket.unwrap()`): a peer's
+   * `close_notify` ends the connection (see docs/tls.md).
    *
    * @example A client that upgrades once the server agrees
    * ```ts ignore
@@ -662,7 +680,8 @@ export class Dispatcher {
    * ```
    *
    * @param options The client's or the server's TLS settings.
-   * @returns A promise that settles once the handshake is done.
+   * @returns A promise that resolves once the handshake is done, and
+   * rejects with its failure.
    * @throws {TypeError} If a `cert` or `key` is not a string, or the
    * connection is a Unix socket.
    * @throws {Error} If there is no connection.
@@ -687,12 +706,18 @@ export class Dispatcher {
       };
     }
     let secure: TlsStream | null = null;
+    const peer = this.addr === null ? "the peer" : formatAddress(this.addr);
     const done = channel.upgrade(async (raw, first) => {
       // node:tls loads only when a program upgrades.
       const { startTls } = await import("./_tls.ts");
-      secure = startTls(raw, first, settings);
+      secure = startTls(raw, first, settings, peer);
       return secure;
-    }).then(() => secure!.handshake);
+    }).then(() => secure!.handshake).catch((error) => {
+      // The connection's failure, whichever of the promise and the channel's
+      // read reports it first: handle_error() gets it once.
+      channel.error ??= error;
+      throw error;
+    });
     // Failures reach handle_error() through the connection too.
     done.catch(() => {});
     return done;
@@ -764,12 +789,13 @@ export class Dispatcher {
     checkBytes(data, "send");
     const channel = this.#ioFor("send");
     // After shutdown(SHUT_WR), Python's send() fails with EPIPE: a disconnect.
-    if (channel.closed || channel.writeShut) {
+    if (channel.closed || channel.writeShut || channel.failed) {
       settle(this, this.handle_close());
       return 0;
     }
     const error = channel.error;
     if (error !== null && !this.accepting && !this.connecting) {
+      this.#raiseFailure();
       if (!isDisconnect(error)) throw error;
       settle(this, this.handle_close());
       return 0;
@@ -830,7 +856,9 @@ export class Dispatcher {
         `Cannot recv: size "${size}" is not a positive integer`,
       );
     }
-    const data = this.#ioFor("recv").recv(size);
+    const channel = this.#ioFor("recv");
+    this.#raiseFailure();
+    const data = channel.recv(size);
     if (data !== null) return data;
     // An async handle_close() is not awaited (recv() returns now), but its
     // rejection still reaches handle_error().
@@ -1107,10 +1135,25 @@ export class Dispatcher {
    */
   handle_read_event(): HookResult {
     if (this.accepting) return this.#acceptEvent();
+    if (this[kChannel]?.failed) return;
     if (!this.connected && this.connecting) {
       return chain(this.handle_connect_event(), () => this.handle_read());
     }
+    this.#raiseFailure();
     return this.handle_read();
+  }
+
+  // A failed transport (a connect or TLS handshake that failed, a read or
+  // write error that is no disconnect): its error is thrown once, by an
+  // event or by recv()/send(), for the loop to pass to handle_error(), and
+  // the channel closes right after that, whatever handle_error() did; until
+  // then, events do nothing. So no pass reports it again, even when
+  // handle_error() kept the channel open or rethrew.
+  #raiseFailure(): void {
+    const failure = this[kChannel]?.takeFailure() ?? null;
+    if (failure === null) return;
+    queueMicrotask(() => this.close());
+    throw failure;
   }
 
   /**
@@ -1122,8 +1165,7 @@ export class Dispatcher {
    */
   handle_connect_event(): HookResult {
     const channel = this[kChannel];
-    const error = channel?.error ?? null;
-    if (error !== null) throw error;
+    this.#raiseFailure();
     const sock = this.#socket;
     if (sock !== null && sock.raw === null && channel?.stream) {
       setRaw(sock, channel.stream as Deno.Conn);
@@ -1141,10 +1183,11 @@ export class Dispatcher {
    * @returns What the hook returned.
    */
   handle_write_event(): HookResult {
-    if (this.accepting) return;
+    if (this.accepting || this[kChannel]?.failed) return;
     if (!this.connected && this.connecting) {
       return chain(this.handle_connect_event(), () => this.handle_write());
     }
+    this.#raiseFailure();
     return this.handle_write();
   }
 
@@ -1172,6 +1215,9 @@ export class Dispatcher {
    * `handle_error()` that throws or rejects (with any value, `undefined`
    * too) makes {@linkcode loop} reject with that value, as Python's `loop()`
    * raises it.
+   * A failed connection (a connect or TLS handshake that failed, a read or
+   * write error that is no disconnect) is passed here once, and is closed
+   * right after, whatever this returns or throws.
    *
    * @param error What was thrown.
    * @returns What `handle_close()` returned.
