@@ -29,7 +29,7 @@
 import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
 import { isInstance } from "./_errors.ts";
-import { settleError } from "./_hooks.ts";
+import { isThenable, settleError } from "./_routing.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
 import {
   Dispatcher,
@@ -84,11 +84,6 @@ function describe(value: unknown): string {
 
 function isProducer(entry: object): entry is Producer {
   return typeof (entry as Producer).more === "function";
-}
-
-function isThenable(value: unknown): value is PromiseLike<void> {
-  return value != null &&
-    typeof (value as PromiseLike<void>).then === "function";
 }
 
 // The longest proper prefix of `needle` that `haystack` (from `from` on)

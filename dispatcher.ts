@@ -47,7 +47,8 @@ import {
   messageAbout,
   withMessage,
 } from "./_errors.ts";
-import { fail, settle } from "./_hooks.ts";
+import { fail, settle } from "./_routing.ts";
+import type { HookResult } from "./_state.ts";
 import { wakerFor } from "./_ready.ts";
 import { copyBytes } from "./_slab.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
@@ -94,8 +95,7 @@ export { type FileHandle, type FileSource, FileWrapper, type PipePair };
  */
 export type Socket = SocketObject | Deno.Conn | Deno.Listener | FileWrapper;
 
-/** What a `handle_*` hook may return: nothing, or a promise of nothing. */
-export type HookResult = void | Promise<void>;
+export type { HookResult };
 
 /**
  * TLS settings for the client's side: {@linkcode Dispatcher.connect} and
@@ -1267,7 +1267,9 @@ export class Dispatcher {
     const conn = taken.at(-1);
     if (conn === undefined || isInstance(error, ExitNow)) throw error;
     for (const obj of this.#map.values()) {
-      if (obj.#socket?.raw === conn.raw) return fail(obj, error);
+      if (obj instanceof Dispatcher && obj.#socket?.raw === conn.raw) {
+        return fail(obj, error);
+      }
     }
     try {
       conn.close();

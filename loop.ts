@@ -32,7 +32,13 @@ import {
   kChannel,
 } from "./_channel.ts";
 import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
-import { type HookResult, settle, settleError } from "./_hooks.ts";
+import { isThenable, route, settle, settleError } from "./_routing.ts";
+import {
+  ExitNow,
+  type Pollable,
+  socket_map,
+  type SocketMap,
+} from "./_state.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
 import {
@@ -43,50 +49,8 @@ import {
   timersFor,
   waitBound,
 } from "./_timers.ts";
-import type { Dispatcher } from "./dispatcher.ts";
 
-/** A socket map: dispatchers keyed by their {@linkcode Dispatcher.fileno}. */
-export type SocketMap = Map<number, Dispatcher>;
-
-/**
- * The default socket map every dispatcher joins unless given another one.
- *
- * @example Count open channels
- * ```ts
- * import { socket_map } from "@asyncore/asyncore";
- * import assert from "node:assert/strict";
- *
- * assert.equal(socket_map.size, 0);
- * ```
- */
-export const socket_map: SocketMap = new Map();
-
-/**
- * Thrown from a handler to stop {@linkcode loop} at once: it is the one
- * exception the dispatch helpers re-throw instead of passing to
- * `handle_error()`, so `loop()` rejects with it.
- *
- * @example Stop the loop from a handler
- * ```ts
- * import { ExitNow } from "@asyncore/asyncore";
- * import assert from "node:assert/strict";
- *
- * const error = new ExitNow("done");
- * assert.equal(error.name, "ExitNow");
- * ```
- */
-export class ExitNow extends Error {
-  /**
-   * Creates the exception.
-   *
-   * @param message Why the loop stops.
-   * @param options `cause`, passed on to `Error`.
-   */
-  constructor(message?: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "ExitNow";
-  }
-}
+export { ExitNow, type Pollable, socket_map, type SocketMap };
 
 /** Data to read (`select.POLLIN`). */
 export const POLLIN = 0x001;
@@ -100,18 +64,6 @@ export const POLLERR = 0x008;
 export const POLLHUP = 0x010;
 /** Invalid request: descriptor not open (`select.POLLNVAL`). */
 export const POLLNVAL = 0x020;
-
-// A hook's throw goes to handle_error(), and so does its rejection (settle).
-// ExitNow, and a throw from handle_error() itself, leave read()/write() and so
-// end loop(), as in Python.
-function route(obj: Dispatcher, event: () => HookResult): void {
-  try {
-    settle(obj, event.call(obj));
-  } catch (error) {
-    if (isInstance(error, ExitNow)) throw error;
-    settleError(obj, obj.handle_error(error));
-  }
-}
 
 /**
  * Calls `obj.handle_read_event()`, passing any error but {@linkcode ExitNow}
@@ -137,7 +89,7 @@ function route(obj: Dispatcher, event: () => HookResult): void {
  * @param obj The dispatcher to notify.
  * @throws {ExitNow} If the handler throws it.
  */
-export function read(obj: Dispatcher): void {
+export function read(obj: Pollable): void {
   route(obj, obj.handle_read_event);
 }
 
@@ -165,7 +117,7 @@ export function read(obj: Dispatcher): void {
  * @param obj The dispatcher to notify.
  * @throws {ExitNow} If the handler throws it.
  */
-export function write(obj: Dispatcher): void {
+export function write(obj: Pollable): void {
   route(obj, obj.handle_write_event);
 }
 
@@ -197,7 +149,7 @@ export function write(obj: Dispatcher): void {
  * @param flags A bitwise OR of the `POLL*` constants.
  * @throws {ExitNow} If a handler throws it.
  */
-export function readwrite(obj: Dispatcher, flags: number): void {
+export function readwrite(obj: Pollable, flags: number): void {
   try {
     if (flags & POLLIN) settle(obj, obj.handle_read_event());
     if (flags & POLLOUT) settle(obj, obj.handle_write_event());
@@ -232,7 +184,7 @@ function checkMap(map: unknown): SocketMap {
   return map;
 }
 
-function isCurrent(map: SocketMap, obj: Dispatcher): boolean {
+function isCurrent(map: SocketMap, obj: Pollable): boolean {
   const fd = obj.fileno();
   return fd !== null && map.get(fd) === obj;
 }
@@ -243,16 +195,16 @@ const TURN_MS = 0.25;
 const KICK_PASSES = 4;
 
 /** What a pass found ready: `[readers, writers]`. */
-type Ready = [readers: Dispatcher[], writers: Dispatcher[]];
+type Ready = [readers: Pollable[], writers: Pollable[]];
 
 // One pass: ask every channel what it wants, arm its read, then wait (only if
 // nothing is ready yet) and report which channels are read- and write-ready.
 // A pass that neither waits nor kicks returns its lists at once: most passes
 // of a busy loop, and a promise per pass would be most of their garbage.
 function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
-  const waker = wakerFor<Channel<Dispatcher>>(map);
-  const readers: Dispatcher[] = [];
-  const writers: Dispatcher[] = [];
+  const waker = wakerFor<Channel<Pollable>>(map);
+  const readers: Pollable[] = [];
+  const writers: Pollable[] = [];
   for (const obj of map.values()) {
     const isReadable = obj.readable();
     const isWritable = obj.writable() && !obj.accepting;
@@ -293,7 +245,7 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
 
 // Apart from scan(): a closure there would put its locals in a context.
 async function kickThen(
-  waker: Waker<Channel<Dispatcher>>,
+  waker: Waker<Channel<Pollable>>,
   ready: Ready,
 ): Promise<Ready> {
   await kick();
@@ -305,7 +257,7 @@ async function kickThen(
 // ones land, and the pass reports them as a wait would (not a pass that
 // reports nothing and leaves them to the next one).
 async function kickThenCollect(
-  waker: Waker<Channel<Dispatcher>>,
+  waker: Waker<Channel<Pollable>>,
   map: SocketMap,
 ): Promise<Ready> {
   await kick();
@@ -313,7 +265,7 @@ async function kickThenCollect(
 }
 
 async function waitThenCollect(
-  waker: Waker<Channel<Dispatcher>>,
+  waker: Waker<Channel<Pollable>>,
   map: SocketMap,
   ms: number,
 ): Promise<Ready> {
@@ -322,10 +274,10 @@ async function waitThenCollect(
 }
 
 // After a wait or a kick: the channels whose I/O landed meanwhile.
-function collect(waker: Waker<Channel<Dispatcher>>, map: SocketMap): Ready {
+function collect(waker: Waker<Channel<Pollable>>, map: SocketMap): Ready {
   waker.turn();
-  const readers: Dispatcher[] = [];
-  const writers: Dispatcher[] = [];
+  const readers: Pollable[] = [];
+  const writers: Pollable[] = [];
   for (const channel of waker.drain()) {
     const obj = channel.owner;
     if (!isCurrent(map, obj)) continue;
@@ -368,11 +320,11 @@ export function poll(timeout?: number, map?: SocketMap): Promise<void> {
 // the rejection is seen must not depend on other work being left.
 function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   if (owner !== null) {
-    route(owner as Dispatcher, fn);
+    route(owner as Pollable, fn);
     return;
   }
   const result = fn();
-  if (result != null && typeof result.then === "function") {
+  if (isThenable(result)) {
     const timers = timersFor(map);
     timers.running++;
     result.then(() => {
@@ -536,7 +488,7 @@ function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
 
 function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
-  const flags = new Map<Dispatcher, number>();
+  const flags = new Map<Pollable, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
   for (const [obj, bits] of flags) {
@@ -547,7 +499,7 @@ function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   }
 }
 
-function acceptEvent(obj: Dispatcher): void {
+function acceptEvent(obj: Pollable): void {
   readwrite(obj, POLLIN);
 }
 
@@ -557,9 +509,9 @@ function acceptEvent(obj: Dispatcher): void {
 // accepting N connections cost O(N²). It stops at a handle_accept() that
 // takes none, which the next pass calls again, as Python's loop would.
 function acceptMore(
-  obj: Dispatcher,
+  obj: Pollable,
   map: SocketMap,
-  event: (obj: Dispatcher) => void,
+  event: (obj: Pollable) => void,
 ): void {
   const channel = obj[kChannel];
   if (channel === null) return;

@@ -245,7 +245,7 @@ Deno.test("accept() gives a SocketObject, with the listener's options, that new 
   assert.deepEqual(sock.getpeername(), addr);
   assert.equal(addr[1], client.localAddr.port);
   assert.throws(() => sock.getsockname(AF_INET6), TypeError);
-  const handler = [...socket_map.values()].at(-1)!;
+  const handler = [...socket_map.values()].at(-1) as Dispatcher;
   assert.equal(handler.socket, sock);
   assert.equal(handler.fileno(), sock.fileno());
   assert.deepEqual(handler.getpeername(AF_INET), addr);

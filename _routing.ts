@@ -1,25 +1,44 @@
-// How hook results are observed. A hook may be async: every promise it
-// returns is watched, so no rejection escapes as an unhandled one.
+// The one home of error routing: how a hook's throw or rejection reaches its
+// dispatcher's handle_error(), and how an error ends loop(). A hook may be
+// async: every promise it returns is watched, so no rejection escapes as an
+// unhandled one.
 
 import { kChannel } from "./_channel.ts";
 import { isInstance } from "./_errors.ts";
 import { wakerFor } from "./_ready.ts";
-import type { Dispatcher } from "./dispatcher.ts";
-import { ExitNow, socket_map } from "./loop.ts";
+import {
+  ExitNow,
+  type HookResult,
+  type Pollable,
+  socket_map,
+} from "./_state.ts";
 
-/** What a hook returns: nothing, or a promise of nothing. */
-export type HookResult = void | PromiseLike<void>;
-
-function isThenable(value: unknown): value is PromiseLike<void> {
+/** True for a promise or any other object with a `then()` method. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value != null &&
-    typeof (value as PromiseLike<void>).then === "function";
+    typeof (value as PromiseLike<unknown>).then === "function";
+}
+
+/**
+ * Calls `event` on `obj` as a hook: its throw goes to `handle_error()`, and
+ * so does its rejection ({@linkcode settle}). {@linkcode ExitNow}, and a
+ * throw from `handle_error()` itself, are let out (and so end `loop()`), as
+ * in Python.
+ */
+export function route(obj: Pollable, event: () => HookResult): void {
+  try {
+    settle(obj, event.call(obj));
+  } catch (error) {
+    if (isInstance(error, ExitNow)) throw error;
+    settleError(obj, obj.handle_error(error));
+  }
 }
 
 /**
  * Watches what a hook returned: a rejection goes to `handle_error()`, as a
  * throw would.
  */
-export function settle(obj: Dispatcher, result: HookResult): void {
+export function settle(obj: Pollable, result: HookResult): void {
   if (isThenable(result)) {
     result.then(undefined, (error: unknown) => fail(obj, error));
   }
@@ -31,7 +50,7 @@ export function settle(obj: Dispatcher, result: HookResult): void {
  * `loop()`). It never reaches `handle_error()` again, so a failing
  * `handle_error()` cannot recurse.
  */
-export function settleError(obj: Dispatcher, result: HookResult): void {
+export function settleError(obj: Pollable, result: HookResult): void {
   if (isThenable(result)) {
     result.then(undefined, (fatal: unknown) => stop(obj, fatal));
   }
@@ -42,7 +61,7 @@ export function settleError(obj: Dispatcher, result: HookResult): void {
  * `obj.handle_error()`. {@linkcode ExitNow}, and whatever `handle_error()`
  * throws or rejects with, end `loop()` instead.
  */
-export function fail(obj: Dispatcher, error: unknown): void {
+export function fail(obj: Pollable, error: unknown): void {
   if (isInstance(error, ExitNow)) return stop(obj, error);
   // A hook that awaited start_tls() rejects with its connection's failure,
   // which handle_error() gets once, and which closes the channel after it.
@@ -58,7 +77,10 @@ export function fail(obj: Dispatcher, error: unknown): void {
   }
 }
 
-// Makes the loop serving obj's map reject with `error` (the first one wins).
-function stop(obj: Dispatcher, error: unknown): void {
+/**
+ * Makes the loop serving `obj`'s map reject with `error` (the first one
+ * wins).
+ */
+export function stop(obj: Pollable, error: unknown): void {
   (obj[kChannel]?.waker ?? wakerFor(socket_map)).stop(error);
 }
