@@ -352,7 +352,9 @@ export class Dispatcher {
    *
    * @param family {@linkcode AF_INET} (the default), {@linkcode AF_INET6} or
    * {@linkcode AF_UNIX}.
-   * @param type {@linkcode SOCK_STREAM} (the default).
+   * @param type {@linkcode SOCK_STREAM} (the default) for TCP or a Unix
+   * stream socket, or {@linkcode SOCK_DGRAM} for UDP, which needs
+   * `import "@asyncore/asyncore/unstable-udp"` and `--unstable-net`.
    * @throws {RangeError} If `family` or `type` is unknown or unsupported.
    */
   create_socket(family?: Family, type?: number): void {
@@ -506,7 +508,8 @@ export class Dispatcher {
    * `connect()` is in flight ("Cannot bind: the socket is connecting to
    * 127.0.0.1:8080"; Python's `EINVAL`).
    */
-  bind(address: Address, options: BindOptions = {}): void {
+  bind(address: Address, options?: BindOptions): void {
+    options ??= {};
     checkAddress(address, "address");
     this.#checkFamily(address, "bind");
     const { tls } = options;
@@ -686,7 +689,8 @@ export class Dispatcher {
    * connection is a Unix socket.
    * @throws {Error} If there is no connection.
    */
-  start_tls(options: TlsOptions | TlsServerOptions = {}): Promise<void> {
+  start_tls(options?: TlsOptions | TlsServerOptions): Promise<void> {
+    options ??= {};
     const channel = this[kChannel];
     if (channel === null || channel.stream === null || this.accepting) {
       throw new Error("Cannot start TLS: the dispatcher is not connected");

@@ -9,53 +9,31 @@
  * names (`dispatcher`, `dispatcher_with_send`, `async_chat`, …) are exported
  * too.
  *
- * @example An echo server and a client on one loop
+ * The full example, a porting guide and the loop's design are in the README
+ * and `docs/`.
+ *
+ * @example Python's documentation echo server
  * ```ts
- * import {
- *   close_all,
- *   Dispatcher,
- *   DispatcherWithSend,
- *   loop,
- * } from "@asyncore/asyncore";
+ * import * as asyncore from "@asyncore/asyncore";
  * import assert from "node:assert/strict";
  *
- * class EchoHandler extends DispatcherWithSend {
+ * class EchoHandler extends asyncore.DispatcherWithSend {
  *   override handle_read(): void {
- *     const data = this.recv(8192);
- *     if (data.length > 0) this.send(data);
+ *     this.send(this.recv(8192));
  *   }
  * }
- *
- * class EchoServer extends Dispatcher {
- *   constructor(host: string, port: number) {
- *     super();
- *     this.create_socket();
- *     this.set_reuse_addr();
- *     this.bind([host, port]);
- *     this.listen(5);
- *   }
- *   override handle_accepted(sock: Deno.Conn): void {
+ * class EchoServer extends asyncore.Dispatcher {
+ *   override handle_accepted(sock: asyncore.SocketObject): void {
  *     new EchoHandler(sock);
  *   }
  * }
- *
- * class Client extends DispatcherWithSend {
- *   reply = "";
- *   override handle_connect(): void {
- *     this.send(new TextEncoder().encode("ping"));
- *   }
- *   override handle_read(): void {
- *     this.reply += new TextDecoder().decode(this.recv(8192));
- *     if (this.reply === "ping") close_all();
- *   }
- * }
- *
- * const server = new EchoServer("127.0.0.1", 0);
- * const client = new Client();
- * client.create_socket();
- * client.connect(server.getsockname());
- * await loop({ timeout: 5 });
- * assert.equal(client.reply, "ping");
+ * const server = new EchoServer();
+ * server.create_socket();
+ * server.bind(["127.0.0.1", 0]);
+ * server.listen(5);
+ * await asyncore.loop({ timeout: 0.01, count: 1 });
+ * assert.equal(server.accepting, true);
+ * asyncore.close_all();
  * ```
  *
  * @module
