@@ -30,3 +30,17 @@ export function withMessage(error: unknown, message: string): unknown {
   if (code !== undefined) Object.assign(remade, { code });
   return remade;
 }
+
+/**
+ * A failed bind's error: Deno's class and `code`, with a message naming
+ * `address` ("Cannot bind: address 127.0.0.1:8080 is in use").
+ */
+export function bindError(error: unknown, address: Address): unknown {
+  const where = formatAddress(address);
+  return withMessage(
+    error,
+    error instanceof Deno.errors.AddrInUse
+      ? `Cannot bind: address ${where} is in use`
+      : `Cannot bind: address ${where}: ${(error as Error).message}`,
+  );
+}
