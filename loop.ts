@@ -31,6 +31,7 @@ import {
   isDisconnect,
   kChannel,
 } from "./_channel.ts";
+import { stackOf } from "./_descriptors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type Waker, wakerFor } from "./_ready.ts";
@@ -762,7 +763,7 @@ const FRAME = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/;
  * @throws {TypeError} If `error` has no stack trace.
  */
 export function compact_traceback(error: unknown): CompactTraceback {
-  const stack = error instanceof Error ? error.stack : undefined;
+  const stack = error instanceof Error ? stackOf(error) : undefined;
   const frames: Frame[] = [];
   for (const line of stack?.split("\n") ?? []) {
     const match = FRAME.exec(line);
