@@ -520,8 +520,9 @@ export class SocketObject implements Deno.Conn {
   /**
    * Python's socket repr, adapted: `<SocketObject fd=3, family=AF_INET,
    * type=SOCK_STREAM, laddr=["127.0.0.1", 8080], raddr=["127.0.0.1",
-   * 50000]>`, with `[closed]` after the class name once closed. An address
-   * not known (not bound, not connected) is left out, as in Python.
+   * 50000]>`, with `[closed]` after the class name once its `close()` ran.
+   * An address not known (not bound, not connected) is left out, as in
+   * Python.
    *
    * @example Show an accepted connection
    * ```ts

@@ -8,13 +8,14 @@ export const DATA_SIZE_DEFAULT = 33554432;
 
 /**
  * Seconds a command line may take from its first byte to its CRLF by
- * default: RFC 5321 §4.5.3.2.7 gives a client 5 minutes for a command.
+ * default: the 5 minutes RFC 5321 §4.5.3.2.7 has a server wait for a
+ * command.
  */
 export const COMMAND_TIMEOUT_DEFAULT = 300;
 
 /**
  * Seconds a message may take from the `354` to its final dot by default:
- * 10 minutes, as RFC 5321 §4.5.3.2.6 has the client wait for the reply.
+ * 10 minutes, the longest of RFC 5321's timeouts (§4.5.3.2).
  */
 export const DATA_TIMEOUT_DEFAULT = 600;
 
