@@ -118,3 +118,19 @@ export function handshakeError(error: unknown, peer: string): unknown {
     `Cannot complete TLS handshake with ${peer}: ${reason}`,
   );
 }
+
+/**
+ * A failed bind's error: Deno's class and `code`, with a message naming
+ * `address` ("Cannot bind: address 127.0.0.1:8080 is in use").
+ */
+export function bindError(error: unknown, address: Address): unknown {
+  const where = formatAddress(address);
+  return withMessage(
+    error,
+    isInstance(error, Deno.errors.AddrInUse)
+      ? `Cannot bind: address ${where} is in use`
+      : `Cannot bind: address ${where}: ${
+        messageAbout(error, typeof address === "string" ? address : address[0])
+      }`,
+  );
+}

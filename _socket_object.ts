@@ -98,6 +98,22 @@ export function inheritOptions(
   inheritOf(sock, listener);
 }
 
+// A function, not a table: socket.ts and this file import each other, so
+// the constants are not set yet while this module initialises.
+function familyName(family: Family): string {
+  return family === AF_INET6
+    ? "AF_INET6"
+    : family === AF_UNIX
+    ? "AF_UNIX"
+    : "AF_INET";
+}
+
+function showAddress(address: Address): string {
+  return typeof address === "string"
+    ? JSON.stringify(address)
+    : `[${JSON.stringify(address[0])}, ${address[1]}]`;
+}
+
 function isListener(raw: RawSocket): raw is Deno.Listener {
   return typeof (raw as Deno.Listener).accept === "function";
 }
@@ -172,6 +188,7 @@ export class SocketObject implements Deno.Conn {
   #fd: number = nextFileno();
   #noDelay = true;
   #keepAlive: boolean | null = null;
+  #closed = false;
 
   static {
     setRawOf = (sock, raw) => {
@@ -500,10 +517,66 @@ export class SocketObject implements Deno.Conn {
     this.conn.unref();
   }
 
+  /**
+   * Python's socket repr, adapted: `<SocketObject fd=3, family=AF_INET,
+   * type=SOCK_STREAM, laddr=["127.0.0.1", 8080], raddr=["127.0.0.1",
+   * 50000]>`, with `[closed]` after the class name once its `close()` ran.
+   * An address not known (not bound, not connected) is left out, as in
+   * Python.
+   *
+   * @example Show an accepted connection
+   * ```ts
+   * import { SocketObject } from "@asyncore/asyncore";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * using _client = await Deno.connect({
+   *   hostname: "127.0.0.1",
+   *   port: listener.addr.port,
+   * });
+   * using sock = new SocketObject(await listener.accept());
+   * assert.match(
+   *   `${sock}`,
+   *   /^<SocketObject fd=\d+, family=AF_INET, type=SOCK_STREAM, laddr=\["127\.0\.0\.1", \d+\], raddr=\["127\.0\.0\.1", \d+\]>$/,
+   * );
+   * ```
+   *
+   * @returns The description.
+   */
+  toString(): string {
+    const fields = [
+      `fd=${this.#fd}`,
+      `family=${familyName(this.family)}`,
+      `type=${this.type === SOCK_DGRAM ? "SOCK_DGRAM" : "SOCK_STREAM"}`,
+    ];
+    if (!this.#closed) {
+      for (
+        const [name, get] of [
+          ["laddr", () => this.getsockname()],
+          ["raddr", () => this.getpeername()],
+        ] as const
+      ) {
+        try {
+          fields.push(`${name}=${showAddress(get())}`);
+        } catch {
+          // not bound or not connected: Python leaves the field out too
+        }
+      }
+    }
+    const closed = this.#closed ? " [closed]" : "";
+    return `<SocketObject${closed} ${fields.join(", ")}>`;
+  }
+
+  /** @ignore Deno's inspect shows the repr. */
+  [Symbol.for("Deno.customInspect")](): string {
+    return this.toString();
+  }
+
   /** Closes the resource; safe to call more than once. */
   close(): void {
     const raw = this.#raw;
     if (raw === null) return;
+    this.#closed = true;
     try {
       raw.close();
     } catch {

@@ -40,12 +40,11 @@ import {
 } from "./_file_wrapper.ts";
 import { concatAll } from "./_bytes.ts";
 import {
+  bindError,
   describeError,
   formatAddress,
   isInstance,
   kindOf,
-  messageAbout,
-  withMessage,
 } from "./_errors.ts";
 import { fail, settle } from "./_routing.ts";
 import type { HookResult } from "./_state.ts";
@@ -180,6 +179,15 @@ function checkServerTls(
       `Cannot ${action}: tls needs a PEM "cert" and "key" as strings`,
     );
   }
+}
+
+// Python's `""` host: INADDR_ANY, or in6addr_any on an AF_INET6 socket.
+function isAnyHost(address: Address): address is InetAddress {
+  return typeof address !== "string" && address[0] === "";
+}
+
+function anyHost(port: number, family: Family | undefined): InetAddress {
+  return [family === AF_INET6 ? "::" : "0.0.0.0", port];
 }
 
 function isListener(raw: RawSocket | null): raw is Deno.Listener {
@@ -467,7 +475,8 @@ export class Dispatcher {
 
   /**
    * Binds to `address` (`[host, port]`, port 0 for any free port, or a Unix
-   * socket path). Deno opens the listener here, so an address in use throws
+   * socket path). Host `""` means every interface, as in Python: `0.0.0.0`,
+   * or `::` on an {@linkcode AF_INET6} socket. Deno opens the listener here, so an address in use throws
    * `Deno.errors.AddrInUse` ("Cannot bind: address 127.0.0.1:8080 is in
    * use", Deno's own error as `cause`; a host longer than 64 characters is
    * cut there, with "…") at once, and {@linkcode getsockname}
@@ -525,11 +534,14 @@ export class Dispatcher {
       );
     }
     const datagram = this.#datagram();
+    const local = isAnyHost(address)
+      ? anyHost(address[1], this.family_and_type?.[0])
+      : address;
     if (datagram !== null) {
       if (tls !== undefined) {
         throw new TypeError("Cannot bind: TLS needs a TCP socket");
       }
-      setRaw(this.#socket!, datagram.open(address as InetAddress));
+      setRaw(this.#socket!, datagram.open(local as InetAddress));
       this.addr = address;
       return;
     }
@@ -538,29 +550,18 @@ export class Dispatcher {
     }
     let listener: Deno.Listener;
     try {
-      listener = typeof address === "string"
-        ? Deno.listen({ transport: "unix", path: address })
+      listener = typeof local === "string"
+        ? Deno.listen({ transport: "unix", path: local })
         : tls === undefined
-        ? Deno.listen({ hostname: address[0], port: address[1] })
+        ? Deno.listen({ hostname: local[0], port: local[1] })
         : Deno.listenTls({
-          hostname: address[0],
-          port: address[1],
+          hostname: local[0],
+          port: local[1],
           cert: tls.cert,
           key: tls.key,
         });
     } catch (error) {
-      const where = formatAddress(address);
-      throw withMessage(
-        error,
-        error instanceof Deno.errors.AddrInUse
-          ? `Cannot bind: address ${where} is in use`
-          : `Cannot bind: address ${where}: ${
-            messageAbout(
-              error,
-              typeof address === "string" ? address : address[0],
-            )
-          }`,
-      );
+      throw bindError(error, address);
     }
     this.addr = address;
     this.#bound = listener;
@@ -729,7 +730,7 @@ export class Dispatcher {
 
   #checkFamily(address: Address, action: string): void {
     const family = this.family_and_type?.[0];
-    if (family === undefined) return;
+    if (family === undefined || isAnyHost(address)) return;
     const given = familyOf(address);
     if (given !== family) {
       throw new TypeError(

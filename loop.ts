@@ -39,6 +39,7 @@ import {
   socket_map,
   type SocketMap,
 } from "./_state.ts";
+import { stackOf } from "./_descriptors.ts";
 import { closeKick, kick } from "./_kick.ts";
 import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
 import {
@@ -799,7 +800,7 @@ const FRAME = /^\s*at (?:(.+?) \()?(.+?):(\d+):\d+\)?$/;
 export function compact_traceback(error: unknown): CompactTraceback {
   let stack: unknown;
   try {
-    stack = error instanceof Error ? error.stack : undefined;
+    stack = error instanceof Error ? stackOf(error) : undefined;
   } catch {
     // a stack getter that throws, or a revoked Proxy: no frames
   }

@@ -80,6 +80,7 @@ import { Channel, OUTBOX_MARK } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
 import { formatAddress } from "./_errors.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
+import { bindError } from "./_errors.ts";
 import {
   type Address,
   AF_INET6,
@@ -165,11 +166,16 @@ class UdpChannel extends Channel implements DatagramChannel {
       ) => DatagramEndpoint;
     }).listenDatagram;
     if (listenDatagram === undefined) throw notAvailable();
-    const endpoint = listenDatagram({
-      transport: "udp",
-      hostname: address[0],
-      port: address[1],
-    });
+    let endpoint: DatagramEndpoint;
+    try {
+      endpoint = listenDatagram({
+        transport: "udp",
+        hostname: address[0],
+        port: address[1],
+      });
+    } catch (error) {
+      throw bindError(error, address);
+    }
     this.#endpoint = endpoint;
     this.#buf = new Uint8Array(MAX_DATAGRAM_V6);
     return endpoint;

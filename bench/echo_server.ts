@@ -11,7 +11,10 @@
  * PORT defaults to 8007 (0 picks a free port), HOST to 127.0.0.1. Prints
  * `listening on HOST:PORT` once bound; SIGINT or SIGTERM closes every channel
  * and exits. `--workers N` runs N processes (one per core) that share the
- * port, each with its own loop; it prints their ids on a second line. With
+ * port, each with its own loop; it prints their ids on a second line.
+ * The processes exit when the first process (the supervisor) exits, even
+ * when it is killed with SIGKILL, so restarting a pool means restarting
+ * that one process. With
  * a certificate and its key it serves TLS (`bind(address, { tls })`); talk
  * to it with `examples/echo_client.ts --ca`.
  *
@@ -34,6 +37,7 @@ import {
   runPool,
   sharedListener,
   sharedTlsListener,
+  supervisorGone,
 } from "../examples/_workers.ts";
 import { serveUntilSignal } from "../examples/_serve.ts";
 
@@ -132,5 +136,8 @@ if (import.meta.main) {
         : sharedListener(host, workerPort),
     },
   );
-  await serveUntilSignal(server.getsockname());
+  await serveUntilSignal(
+    server.getsockname(),
+    workerPort === null ? undefined : supervisorGone(),
+  );
 }

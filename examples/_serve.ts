@@ -3,17 +3,25 @@
 
 import { type Address, close_all, loop } from "@asyncore/asyncore";
 
-/** Prints `listening on HOST:PORT`, serves until a signal, then exits 0. */
-export async function serveUntilSignal(address: Address): Promise<never> {
+/**
+ * Prints `listening on HOST:PORT`, serves until a signal (or until `stop`
+ * resolves: a pool's process stops when its supervisor is gone), then
+ * exits 0.
+ */
+export async function serveUntilSignal(
+  address: Address,
+  stop?: Promise<void>,
+): Promise<never> {
   const where = typeof address === "string"
     ? address
     : `${address[0]}:${address[1]}`;
   console.log(`listening on ${where}`);
-  const stop = new AbortController();
+  const stopping = new AbortController();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.abort());
+    Deno.addSignalListener(signal, () => stopping.abort());
   }
-  await loop({ signal: stop.signal });
+  stop?.then(() => stopping.abort());
+  await loop({ signal: stopping.signal });
   close_all();
   Deno.exit(0);
 }

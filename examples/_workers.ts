@@ -105,10 +105,29 @@ async function listening(child: Deno.ChildProcess): Promise<[string, number]> {
 }
 
 /**
+ * Resolves once a pool's process has lost its supervisor: its stdin is a
+ * pipe from the supervisor that nothing is written to, so it reads EOF when
+ * the supervisor exits, even by SIGKILL, which no signal handler sees.
+ */
+export async function supervisorGone(): Promise<void> {
+  const buf = new Uint8Array(1);
+  try {
+    while (await Deno.stdin.read(buf) !== null) {
+      // nothing is sent: wait for EOF
+    }
+  } catch {
+    // a broken pipe is the supervisor gone too
+  }
+}
+
+/**
  * Runs `workers` copies of `script` (a module URL) with `args`, all sharing
  * `port` (0: the first picks one), prints `listening on HOST:PORT` and the
  * processes' ids, and exits with them: SIGINT or SIGTERM stops every process
  * and exits 0; a process that exits on its own stops the others, exit 1.
+ * If the supervisor itself dies (even by SIGKILL), its processes see their
+ * stdin close and exit as on SIGTERM, so the port is free for a new pool:
+ * a deployment restarts a pool by restarting the supervisor alone.
  */
 export async function runPool(
   script: string,
@@ -128,7 +147,9 @@ export async function runPool(
         String(workerPort),
         ...args,
       ],
-      stdin: "null",
+      // A pipe nothing is written to: the process sees its EOF once this
+      // one is gone, however it ended (see supervisorGone()).
+      stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
     }).spawn();

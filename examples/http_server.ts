@@ -13,7 +13,9 @@
  * HOST to 127.0.0.1. Prints `listening on HOST:PORT` once bound; SIGINT or
  * SIGTERM closes every channel and exits 0. `--workers N` runs N processes
  * (one per core) that share the port, each with its own loop; it prints
- * their ids on a second line.
+ * their ids on a second line. The processes exit when the first process (the
+ * supervisor) exits, even when it is killed with SIGKILL, so restarting a
+ * pool means restarting that one process.
  *
  * Timeouts (0 turns one off): a request must arrive whole, head and body,
  * within {@linkcode REQUEST_TIMEOUT} seconds of its first byte, or it gets
@@ -63,6 +65,7 @@ import {
   poolArgs,
   runPool,
   sharedListener,
+  supervisorGone,
 } from "./_workers.ts";
 import { serveUntilSignal } from "./_serve.ts";
 
@@ -452,5 +455,8 @@ if (import.meta.main) {
     timeouts,
     workerPort === null ? null : sharedListener(host, workerPort),
   );
-  await serveUntilSignal(server.getsockname());
+  await serveUntilSignal(
+    server.getsockname(),
+    workerPort === null ? undefined : supervisorGone(),
+  );
 }

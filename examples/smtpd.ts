@@ -6,12 +6,25 @@
  *     deno run -A examples/smtpd.ts [--host H] [--port P] [--maildir DIR]
  *                                   [--size-limit BYTES] [--smtputf8]
  *                                   [--grace SECONDS] [--timeout SECONDS]
+ *                                   [--command-timeout SECONDS]
+ *                                   [--data-timeout SECONDS]
+ *                                   [--max-recipients N]
+ *                                   [--max-reply-buffer BYTES]
  *                                   [--tls-cert PEM --tls-key PEM]
  *
  * HOST defaults to 127.0.0.1, PORT to 8025 (0 picks a free port), the size
  * limit to 33554432 bytes (0: none). A client silent for `--timeout`
  * seconds (default 300, RFC 5321's minimum; 0: none) gets `421` and is
- * disconnected. Prints `listening on HOST:PORT` once bound. With a certificate and its key, EHLO offers STARTTLS (RFC 3207).
+ * disconnected; so is one whose command line takes longer than
+ * `--command-timeout` seconds from its first byte (default 300; 0: none)
+ * or whose message takes longer than `--data-timeout` seconds from the
+ * `354` (default 600; 0: none), however steadily its bytes come. A
+ * transaction takes up to `--max-recipients` recipients (default 1000;
+ * RFC 5321 asks for at least 100), and `RCPT` past them gets `452`. A
+ * client that leaves more than `--max-reply-buffer` bytes of replies
+ * unread (default 65536) is not read from until it reads them. Prints
+ * `listening on HOST:PORT` once bound. With a certificate and its key, EHLO
+ * offers STARTTLS (RFC 3207).
  * SIGINT or SIGTERM stops accepting, lets messages being received
  * finish for up to `--grace` seconds (default 10), answers every other
  * session `421`, then exits with status 0: a message is stored only if its
@@ -23,15 +36,19 @@
 import { parseArgs } from "node:util";
 import { loop, type TlsServerOptions } from "@asyncore/asyncore";
 import {
+  COMMAND_TIMEOUT_DEFAULT,
   DATA_SIZE_DEFAULT,
+  DATA_TIMEOUT_DEFAULT,
   DebuggingServer,
   MaildirServer,
+  MAX_RECIPIENTS_DEFAULT,
+  MAX_REPLY_BUFFER_DEFAULT,
   type SMTPServer,
   TIMEOUT_DEFAULT,
 } from "./smtpd/mod.ts";
 
 const USAGE =
-  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--timeout SECONDS] [--tls-cert PEM --tls-key PEM]";
+  "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--timeout SECONDS] [--command-timeout SECONDS] [--data-timeout SECONDS] [--max-recipients N] [--max-reply-buffer BYTES] [--tls-cert PEM --tls-key PEM]";
 /** Seconds the replies of a shutdown may take to be written. */
 const FLUSH_LIMIT = 5;
 
@@ -40,11 +57,12 @@ function fail(message: string): never {
   Deno.exit(2);
 }
 
-function integer(value: string, name: string, max: number): number {
-  if (!/^[0-9]+$/.test(value) || Number(value) > max) {
-    fail(`--${name} "${value}" is not an integer in 0..${max}`);
+function integer(value: string, name: string, max: number, min = 0): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n > max || n < min) {
+    fail(`--${name} "${value}" is not an integer in ${min}..${max}`);
   }
-  return Number(value);
+  return n;
 }
 
 async function readTls(
@@ -65,10 +83,10 @@ async function readTls(
   };
 }
 
-function seconds(value: string): number | null {
+function seconds(value: string, name: string): number | null {
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < 0) {
-    fail(`--timeout "${value}" is not a number of seconds`);
+    fail(`--${name} "${value}" is not a number of seconds`);
   }
   return n === 0 ? null : n;
 }
@@ -88,6 +106,22 @@ if (import.meta.main) {
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
         timeout: { type: "string", default: String(TIMEOUT_DEFAULT) },
+        "command-timeout": {
+          type: "string",
+          default: String(COMMAND_TIMEOUT_DEFAULT),
+        },
+        "data-timeout": {
+          type: "string",
+          default: String(DATA_TIMEOUT_DEFAULT),
+        },
+        "max-recipients": {
+          type: "string",
+          default: String(MAX_RECIPIENTS_DEFAULT),
+        },
+        "max-reply-buffer": {
+          type: "string",
+          default: String(MAX_REPLY_BUFFER_DEFAULT),
+        },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -106,7 +140,20 @@ if (import.meta.main) {
     ),
     enable_SMTPUTF8: values.smtputf8,
     tls: await readTls(values["tls-cert"], values["tls-key"]),
-    timeout: seconds(values.timeout),
+    timeout: seconds(values.timeout, "timeout"),
+    commandTimeout: seconds(values["command-timeout"], "command-timeout"),
+    dataTimeout: seconds(values["data-timeout"], "data-timeout"),
+    maxRecipients: integer(
+      values["max-recipients"],
+      "max-recipients",
+      Number.MAX_SAFE_INTEGER,
+      1,
+    ),
+    maxReplyBuffer: integer(
+      values["max-reply-buffer"],
+      "max-reply-buffer",
+      Number.MAX_SAFE_INTEGER,
+    ),
   };
   const address: [string, number] = [
     values.host,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   type Address,
   AF_INET,
+  AF_INET6,
   close_all,
   Dispatcher,
   dispatcher,
@@ -25,6 +26,7 @@ import {
   bytes,
   closing,
   concat,
+  HAS_IPV6,
   loopbackPair,
   loopUntil,
   readAll,
@@ -97,6 +99,40 @@ Deno.test("toString() and Deno.inspect() read like Python's repr", () => {
     /^<Dispatcher connected '\/tmp\/app\.sock' at 0x/,
   );
 });
+
+for (
+  const [name, family, wildcard, loopback] of [
+    ["IPv4", AF_INET, "0.0.0.0", "127.0.0.1"],
+    ["IPv6", AF_INET6, "::", "::1"],
+  ] as const
+) {
+  Deno.test({
+    name: `${name}: bind(["", port]) listens on every interface, as in Python`,
+    ignore: family === AF_INET6 && !HAS_IPV6,
+    async fn() {
+      using _cleanup = closing();
+      const server = new Dispatcher();
+      server.create_socket(family);
+      server.bind(["", 0]);
+      server.listen(5);
+      const [host, port] = server.getsockname(family);
+      assert.equal(host, wildcard);
+      assert.deepEqual(server.addr, ["", 0]);
+      let accepted: [unknown, unknown] | null = null;
+      server.handle_accept = () => {
+        accepted = server.accept();
+      };
+      using client = await Deno.connect({ hostname: loopback, port });
+      await loopUntil(() => accepted !== null);
+      const [conn, from] = accepted!;
+      (conn as Deno.Conn).close();
+      assert.deepEqual(from, [
+        loopback,
+        (client.localAddr as Deno.NetAddr).port,
+      ]);
+    },
+  });
+}
 
 Deno.test("bind() to an address in use throws AddrInUse naming the address", () => {
   using _cleanup = closing();

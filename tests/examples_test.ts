@@ -349,7 +349,7 @@ async function echo(conn: Deno.Conn, message: Uint8Array): Promise<Uint8Array> {
 
 Deno.test({
   name:
-    "bench/echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve; one dying stops the pool",
+    "bench/echo_server.ts and http_server.ts --workers 2: two processes share the port and both serve; one dying stops the pool, and so does the supervisor's",
   ignore: Deno.build.os !== "linux",
   async fn(t) {
     for (
@@ -418,6 +418,73 @@ Deno.test({
       assert.equal((await server.status).code, 1);
       await assert.rejects(Deno.stat(`/proc/${pids[1]}`), Deno.errors.NotFound);
     });
+    for (
+      const [name, script] of [
+        ["bench/echo_server.ts", BENCH_ECHO_SERVER],
+        ["http_server.ts", example("http_server.ts")],
+      ] as const
+    ) {
+      await t.step(
+        `${name}: a supervisor killed with SIGKILL leaves no process serving the port`,
+        async () => {
+          await using server = await Server.start(Deno.execPath(), [
+            "run",
+            "-A",
+            script,
+            "--workers",
+            "2",
+            "0",
+          ]);
+          const pids = (await server.line())!.replace("workers: ", "")
+            .split(" ").map(Number);
+          try {
+            assert.equal((await server.stop("SIGKILL")).signal, "SIGKILL");
+            // Orphans are reaped by init, or stay zombies where nothing
+            // reaps them: either way they no longer run. A zombie's other
+            // threads may still hold its sockets for a moment, hence the
+            // port is watched too.
+            const running = async (pid: number): Promise<boolean> => {
+              const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(
+                () => "",
+              );
+              return stat !== "" && !/^\d+ \(.*\) Z /.test(stat);
+            };
+            const refused = (): Promise<boolean> =>
+              Deno.connect({ hostname: "127.0.0.1", port: server.port }).then(
+                (conn) => {
+                  conn.close();
+                  return false;
+                },
+                (error) => {
+                  if (error instanceof Deno.errors.ConnectionRefused) {
+                    return true;
+                  }
+                  throw error;
+                },
+              );
+            const deadline = Date.now() + 10_000;
+            while (
+              (await Promise.all(pids.map(running))).some(Boolean) ||
+              !(await refused())
+            ) {
+              assert.ok(
+                Date.now() < deadline,
+                "the processes outlived their supervisor by 10 s",
+              );
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+          } finally {
+            for (const pid of pids) {
+              try {
+                Deno.kill(pid, "SIGKILL");
+              } catch {
+                // gone, as it should be
+              }
+            }
+          }
+        },
+      );
+    }
   },
 });
 

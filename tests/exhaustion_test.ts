@@ -29,6 +29,7 @@ class LimitedServer implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   readonly #drained: Promise<unknown>;
 
+  /** Runs `script` (a path from the repository's root) with `args`. */
   constructor(script: string, args: string[]) {
     this.#child = new Deno.Command("bash", {
       args: [
@@ -38,7 +39,7 @@ class LimitedServer implements AsyncDisposable {
         Deno.execPath(),
         "run",
         "-A",
-        new URL(`examples/${script}`, ROOT).pathname,
+        new URL(script, ROOT).pathname,
         ...args,
       ],
       stdin: "null",
@@ -56,10 +57,14 @@ class LimitedServer implements AsyncDisposable {
 
   /** Waits until the output matches `pattern`; returns the match. */
   async waitFor(pattern: RegExp, what: string): Promise<RegExpExecArray> {
+    await this.until(() => pattern.test(this.output), what);
+    return pattern.exec(this.output)!;
+  }
+
+  /** Waits until `done()`, which may look at the output, is true. */
+  async until(done: () => boolean, what: string): Promise<void> {
     const deadline = Date.now() + BOUND_MS;
-    for (;;) {
-      const match = pattern.exec(this.output);
-      if (match !== null) return match;
+    while (!done()) {
       assert.ok(
         Date.now() < deadline,
         `gave up waiting until ${what}; output:\n${this.output}`,
@@ -143,7 +148,7 @@ Deno.test({
   fn: async (t) => {
     for (const { script, args, greet, served } of EXAMPLES) {
       await t.step(script, async () => {
-        await using server = new LimitedServer(script, args);
+        await using server = new LimitedServer(`examples/${script}`, args);
         const [, port] = await server.waitFor(
           /listening on [^\s]+:(\d+)\n/,
           "the server listens",
@@ -170,6 +175,126 @@ Deno.test({
       });
     }
   },
+});
+
+/** `deno cache` for `script`, so that its run loads every module from Deno's
+ * emit cache: mapping a stack frame then opens a file, which is what needs a
+ * free descriptor (a module emitted in the same run is mapped in memory). */
+async function cacheEmit(script: string): Promise<void> {
+  const { success, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["cache", new URL(script, ROOT).pathname],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(success, text(stderr));
+}
+
+/** What a GET of `path` on a new connection reads: the head, or "" on close. */
+async function get(port: number, path: string): Promise<string> {
+  const conn = await Deno.connect({ port });
+  try {
+    await writeAll(
+      conn,
+      bytes(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
+    return await readUntil(conn, /\r\n\r\n/);
+  } catch (error) {
+    if (error instanceof Deno.errors.ConnectionReset) return "";
+    throw error;
+  } finally {
+    try {
+      conn.close();
+    } catch {
+      // readUntil's bound closed it
+    }
+  }
+}
+
+const STACK_AT_EMFILE = "tests/fixtures/stack_at_emfile.ts";
+
+Deno.test("a callback that fails with no descriptor free is logged with its traceback (no Deno panic), and the server serves on", async (t) => {
+  await cacheEmit(STACK_AT_EMFILE);
+  const cases: [byte: string, logged: RegExp][] = [
+    [
+      "o",
+      /uncaptured exception, closing channel <Hog connected [^>]+> \(Error:Too many open files \(os error 24\)[^\n]*\|Hog\.#fail\|/,
+    ],
+    [
+      "t",
+      /uncaptured exception, closing channel <Hog connected [^>]+> \(TypeError:Cannot hog: no descriptor is left [^\n]*\|Hog\.#fail\|/,
+    ],
+  ];
+  for (const [byte, logged] of cases) {
+    await t.step(
+      `a callback failing with ${byte === "o" ? "EMFILE" : "a TypeError"}`,
+      async () => {
+        await using server = new LimitedServer(STACK_AT_EMFILE, []);
+        const [, port] = await server.waitFor(
+          /listening on [^\s]+:(\d+)\n/,
+          "the server listens",
+        );
+        {
+          using conn = await Deno.connect({ port: Number(port) });
+          await writeAll(conn, bytes(byte));
+          // Closed without a reply by the default handle_error().
+          assert.equal(await readUntil(conn, /./), "");
+        }
+        await server.waitFor(logged, "the error is logged with its frames");
+        using conn = await Deno.connect({ port: Number(port) });
+        await writeAll(conn, bytes("e"));
+        assert.equal(await readUntil(conn, /e/), "e");
+        assert.doesNotMatch(server.output, /panicked/);
+      },
+    );
+  }
+});
+
+Deno.test("examples/http_server.ts under ulimit -n 64: file requests while idle clients use up the descriptors get 200 or a close, never a panic, and are served once the idle clients leave", async () => {
+  const script = "examples/http_server.ts";
+  await cacheEmit(script);
+  await using server = new LimitedServer(script, [
+    "0",
+    new URL("examples", ROOT).pathname,
+  ]);
+  const port = Number(
+    (await server.waitFor(/listening on [^\s]+:(\d+)\n/, "the server listens"))[
+      1
+    ],
+  );
+  const FILE = "/echo_server.ts";
+  const OK = /^HTTP\/1\.1 200 OK\r\n/;
+  assert.match(await get(port, FILE), OK);
+  // One more idle client before each request, until accept() runs out: on
+  // the way, one request is accepted with the last descriptor, and opening
+  // its file fails with EMFILE.
+  const STALL = /Cannot accept: Too many open files/;
+  const idle: Deno.Conn[] = [];
+  const replies: string[] = [];
+  try {
+    while (idle.length < 80 && !STALL.test(server.output)) {
+      idle.push(await Deno.connect({ port }));
+      let reply: string | null = null;
+      const request = get(port, FILE).then((head) => reply = head);
+      await server.until(
+        () => reply !== null || STALL.test(server.output),
+        "the request is answered or accept() stalls",
+      );
+      if (reply === null) {
+        // Stalled: the request is served once the idle clients leave.
+        for (const conn of idle.splice(0)) conn.close();
+        await request;
+      }
+      replies.push(reply!);
+    }
+  } finally {
+    for (const conn of idle) conn.close();
+  }
+  assert.match(server.output, STALL);
+  for (const reply of replies) {
+    assert.ok(reply === "" || OK.test(reply), JSON.stringify(reply));
+  }
+  assert.match(await get(port, FILE), OK);
+  assert.doesNotMatch(server.output, /panicked/);
 });
 
 type Mode = "throws" | "rejects";

@@ -404,3 +404,77 @@ Deno.test("shutdown(SHUT_RD) makes the channel read EOF; a SocketObject alone sh
     Deno.errors.NotConnected,
   );
 });
+
+Deno.test("a SocketObject prints like Python's socket repr: family, type, local and peer address", async (t) => {
+  await t.step("a connection accepted from a python3 client", async () => {
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    const client = HAS_PYTHON
+      ? new Deno.Command("python3", {
+        args: [
+          "-c",
+          `import socket, sys
+s = socket.create_connection(("127.0.0.1", ${port}))
+print(s.getsockname()[1], flush=True)
+s.recv(1)`,
+        ],
+        stdout: "piped",
+      }).spawn()
+      : null;
+    const raw = client === null
+      ? await Deno.connect({ hostname: "127.0.0.1", port })
+      : null;
+    const sock = new SocketObject(await listener.accept());
+    const reader = client?.stdout.getReader();
+    const peerPort = reader === undefined
+      ? (raw!.localAddr as Deno.NetAddr).port
+      : Number(text((await reader.read()).value!));
+    const fd = sock.fileno();
+    const expected =
+      `<SocketObject fd=${fd}, family=AF_INET, type=SOCK_STREAM, laddr=["127.0.0.1", ${port}], raddr=["127.0.0.1", ${peerPort}]>`;
+    assert.equal(sock.toString(), expected);
+    assert.equal(`${sock}`, expected);
+    assert.equal(Deno.inspect(sock), expected);
+    assert.ok(Deno.inspect([sock]).includes(expected));
+    sock.close();
+    assert.equal(
+      sock.toString(),
+      `<SocketObject [closed] fd=${fd}, family=AF_INET, type=SOCK_STREAM>`,
+    );
+    raw?.close();
+    await reader?.cancel();
+    await client?.status;
+  });
+
+  await t.step("unbound, listening, Unix and UDP sockets", async () => {
+    using _cleanup = closing();
+    const d = new Dispatcher();
+    d.create_socket(AF_INET6);
+    const fd = d.fileno();
+    assert.equal(
+      String(d.socket),
+      `<SocketObject fd=${fd}, family=AF_INET6, type=SOCK_STREAM>`,
+    );
+    await using dir = await tempDir();
+    const path = `${dir.path}/repr.sock`;
+    const unix = new Dispatcher();
+    unix.create_socket(AF_UNIX);
+    unix.bind(path);
+    unix.listen(5);
+    assert.equal(
+      String(unix.socket),
+      `<SocketObject fd=${unix.fileno()}, family=AF_UNIX, type=SOCK_STREAM, laddr=${
+        JSON.stringify(path)
+      }>`,
+    );
+    const udp = new SocketObject(
+      Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+    );
+    const udpPort = (udp.raw as Deno.DatagramConn).addr as Deno.NetAddr;
+    assert.equal(
+      String(udp),
+      `<SocketObject fd=${udp.fileno()}, family=AF_INET, type=SOCK_DGRAM, laddr=["127.0.0.1", ${udpPort.port}]>`,
+    );
+    udp.close();
+  });
+});

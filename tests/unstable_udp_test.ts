@@ -93,6 +93,38 @@ for (
   });
 }
 
+Deno.test('bind(["", port]) receives on every interface, as in Python; bind errors say "Cannot bind"', async () => {
+  using _cleanup = closing();
+  const server = new Collector();
+  server.create_socket(AF_INET, SOCK_DGRAM);
+  server.bind(["", 0]);
+  const [host, port] = server.getsockname(AF_INET);
+  assert.equal(host, "0.0.0.0");
+  using client = peer();
+  await client.send(bytes("any"), {
+    transport: "udp",
+    hostname: "127.0.0.1",
+    port,
+  });
+  await loopUntil(() => server.got.length === 1);
+  assert.deepEqual(server.got, [["any", [
+    "127.0.0.1",
+    portOfAddr(client.addr),
+  ]]]);
+
+  const second = new Collector();
+  second.create_socket(AF_INET, SOCK_DGRAM);
+  const taken = portOfAddr(client.addr);
+  assert.throws(() => second.bind(["127.0.0.1", taken]), (error: unknown) => {
+    assert.ok(error instanceof Deno.errors.AddrInUse);
+    assert.equal(
+      error.message,
+      `Cannot bind: address 127.0.0.1:${taken} is in use`,
+    );
+    return true;
+  });
+});
+
 Deno.test("connect() makes send()/recv() talk to one peer; others' datagrams are dropped", async () => {
   using _cleanup = closing();
   using a = peer();

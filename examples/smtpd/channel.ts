@@ -10,6 +10,7 @@ import {
   AsyncChat,
   type HookResult,
   type SocketMap,
+  type TimerHandle,
   type TlsServerOptions,
 } from "@asyncore/asyncore";
 import { parseAddress, parseParams, stripKeyword } from "./_address.ts";
@@ -22,7 +23,13 @@ import type {
   SMTPServer,
 } from "./server.ts";
 
-export { DATA_SIZE_DEFAULT } from "./_options.ts";
+export {
+  COMMAND_TIMEOUT_DEFAULT,
+  DATA_SIZE_DEFAULT,
+  DATA_TIMEOUT_DEFAULT,
+  MAX_RECIPIENTS_DEFAULT,
+  MAX_REPLY_BUFFER_DEFAULT,
+} from "./_options.ts";
 
 /** The software name the `220` greeting ends with (Python's `__version__`). */
 export const SMTPD_VERSION = "asyncore SMTP server version 0.1";
@@ -75,6 +82,41 @@ export interface SMTPChannelOptions {
    * @default {TIMEOUT_DEFAULT}
    */
   timeout?: number | null;
+  /**
+   * Seconds a command line may take from its first byte to its CRLF; then
+   * the channel replies `421` and closes, however steadily the bytes come
+   * (each byte restarts `timeout`, not this). `null` for no limit.
+   *
+   * @default {COMMAND_TIMEOUT_DEFAULT}
+   */
+  commandTimeout?: number | null;
+  /**
+   * Seconds a message may take from the `354` to its final dot; then the
+   * channel replies `421` and closes (the message is dropped). `null` for no
+   * limit.
+   *
+   * @default {DATA_TIMEOUT_DEFAULT}
+   */
+  dataTimeout?: number | null;
+  /**
+   * Recipients one transaction may name; `RCPT` past them gets `452 Error:
+   * too many recipients` (RFC 5321 §4.5.3.1.10), and a client sends the
+   * rest in another transaction. RFC 5321 §4.5.3.1.8 asks for at least 100.
+   *
+   * @default {MAX_RECIPIENTS_DEFAULT}
+   */
+  maxRecipients?: number;
+  /**
+   * Bytes of replies not yet sent past which the channel stops reading
+   * commands until the client reads its replies (backpressure); a client
+   * that pipelines without reading then holds at most this much, plus the
+   * replies to one read of its input (64 KiB at most), and waits in the
+   * kernel, until `timeout` lets it go. `0` stops reading whenever a reply
+   * is unsent.
+   *
+   * @default {MAX_REPLY_BUFFER_DEFAULT}
+   */
+  maxReplyBuffer?: number;
 }
 
 const CRLF = new Uint8Array([13, 10]);
@@ -201,6 +243,32 @@ export class SMTPChannel extends AsyncChat {
   #delivering = false;
   // Set once a 421 (shutdown or timeout) is queued: nothing more is answered.
   #ending = false;
+  // performance.now() by which the command line or message being received
+  // must be whole, or Infinity; checked by one timer, moved lazily.
+  #due = Infinity;
+  #deadline: TimerHandle | null = null;
+  // performance.now() at which #deadline runs.
+  #deadlineAt = Infinity;
+  /**
+   * Seconds a command line may take from its first byte to its CRLF, or
+   * `null`; see {@linkcode SMTPChannelOptions.commandTimeout}.
+   */
+  commandTimeout: number | null;
+  /**
+   * Seconds a message may take from the `354` to its final dot, or `null`;
+   * see {@linkcode SMTPChannelOptions.dataTimeout}.
+   */
+  dataTimeout: number | null;
+  /**
+   * Recipients one transaction may name; see
+   * {@linkcode SMTPChannelOptions.maxRecipients}.
+   */
+  maxRecipients: number;
+  /**
+   * Bytes of unsent replies past which the channel stops reading; see
+   * {@linkcode SMTPChannelOptions.maxReplyBuffer}.
+   */
+  maxReplyBuffer: number;
 
   /**
    * Wraps an accepted connection, joins the map and sends the `220`
@@ -208,10 +276,12 @@ export class SMTPChannel extends AsyncChat {
    *
    * @param server The server whose `process_message()` gets the messages.
    * @param conn The accepted connection.
-   * @param options Size limit, map, SMTPUTF8, decode_data and timeout.
+   * @param options Size limit, map, SMTPUTF8, decode_data, timeouts and
+   * limits.
    * @throws {TypeError} If `decode_data` and `enable_SMTPUTF8` are both set.
-   * @throws {RangeError} If `data_size_limit` is not a non-negative integer,
-   * or `timeout` not a positive number.
+   * @throws {RangeError} If `data_size_limit` or `maxReplyBuffer` is not a
+   * non-negative integer, `maxRecipients` not a positive one, or
+   * `timeout`, `commandTimeout` or `dataTimeout` not a positive number.
    */
   constructor(
     server: SMTPServer,
@@ -226,6 +296,10 @@ export class SMTPChannel extends AsyncChat {
     this.enable_SMTPUTF8 = settings.enable_SMTPUTF8;
     this.decode_data = settings.decode_data;
     this.tls = settings.tls;
+    this.commandTimeout = settings.commandTimeout;
+    this.dataTimeout = settings.dataTimeout;
+    this.maxRecipients = settings.maxRecipients;
+    this.maxReplyBuffer = settings.maxReplyBuffer;
     this._set_rset_state();
     this.fqdn = getfqdn();
     try {
@@ -245,10 +319,13 @@ export class SMTPChannel extends AsyncChat {
 
   /**
    * Called once the client has been silent for
-   * {@linkcode SMTPChannel.timeout} seconds, in a command or in DATA:
-   * replies `421 <fqdn> Error: timeout exceeded` and closes once that is
-   * sent (or at the next timeout, if the client does not read it). A
-   * message being stored is not cut short: its reply still comes first.
+   * {@linkcode SMTPChannel.timeout} seconds, in a command or in DATA, or
+   * once a command line or a message took longer than
+   * {@linkcode SMTPChannel.commandTimeout} or
+   * {@linkcode SMTPChannel.dataTimeout}: replies `421 <fqdn> Error: timeout
+   * exceeded` and closes once that is sent (or at the next timeout, if the
+   * client does not read it). A message being stored is not cut short: its
+   * reply still comes first.
    */
   override handle_timeout(): void {
     if (this.#delivering) return;
@@ -256,6 +333,43 @@ export class SMTPChannel extends AsyncChat {
     this.#ending = true;
     this.push(`421 ${this.fqdn} Error: timeout exceeded`);
     this.close_when_done();
+  }
+
+  /**
+   * Whether the loop should read: not while an async command or delivery
+   * runs, nor while more than {@linkcode SMTPChannel.maxReplyBuffer} bytes
+   * of replies wait for the client to read them.
+   *
+   * @returns Whether to read.
+   */
+  override readable(): boolean {
+    return super.readable() && this.bufferedAmount <= this.maxReplyBuffer;
+  }
+
+  // Starts the deadline of a command line or a message: `seconds` from now.
+  #startDeadline(seconds: number | null): void {
+    if (seconds === null) return;
+    this.#due = performance.now() + seconds * 1000;
+    if (this.#deadline === null) {
+      this.#deadline = this.call_later(seconds, () => this.#onDeadline());
+    } else if (!this.#deadline.active || this.#deadlineAt > this.#due) {
+      this.#deadline.reset(seconds);
+    } else return;
+    this.#deadlineAt = this.#due;
+  }
+
+  // The timer runs at the earliest deadline it was set for; a line or a
+  // message done since (or given more time) just moves it.
+  #onDeadline(): void {
+    const left = this.#due - performance.now();
+    if (left === Infinity) return;
+    if (left > 0) {
+      this.#deadline!.reset(left / 1000);
+      this.#deadlineAt = this.#due;
+      return;
+    }
+    this.#due = Infinity;
+    this.handle_timeout();
   }
 
   /**
@@ -313,6 +427,9 @@ export class SMTPChannel extends AsyncChat {
    */
   override collect_incoming_data(data: Uint8Array): void {
     if (this.smtp_state === SMTPChannel.COMMAND) {
+      if (this.#due === Infinity && data.length > 0) {
+        this.#startDeadline(this.commandTimeout);
+      }
       if (this.num_bytes > this.max_command_size_limit) return;
       this.num_bytes += data.length;
       this.received_lines.push(data);
@@ -358,6 +475,7 @@ export class SMTPChannel extends AsyncChat {
   }
 
   #command(): HookResult {
+    this.#due = Infinity;
     const line = joinPieces(this.received_lines);
     this.received_lines = [];
     const size = this.num_bytes;
@@ -394,6 +512,7 @@ export class SMTPChannel extends AsyncChat {
   }
 
   #deliver(): HookResult {
+    this.#due = Infinity;
     const limit = this.data_size_limit;
     // Python counts what precedes CRLF.CRLF: not the final dot, nor the CRLF
     // ending the last line.
@@ -651,7 +770,9 @@ export class SMTPChannel extends AsyncChat {
   }
 
   /**
-   * RCPT TO: adds a recipient; no parameters are recognized.
+   * RCPT TO: adds a recipient; no parameters are recognized. Past
+   * {@linkcode SMTPChannel.maxRecipients} it answers `452 Error: too many
+   * recipients`.
    *
    * @param arg `TO:<address> [parameters]`.
    */
@@ -671,6 +792,9 @@ export class SMTPChannel extends AsyncChat {
       return this.push(
         "555 RCPT TO parameters not recognized or not implemented",
       );
+    }
+    if (this.rcpttos.length >= this.maxRecipients) {
+      return this.push("452 Error: too many recipients");
     }
     this.rcpttos.push(address);
     this.push("250 OK");
@@ -703,6 +827,7 @@ export class SMTPChannel extends AsyncChat {
     this.#dataLines = 0;
     this.#lineBytes = 0;
     this.#lineHead = -1;
+    this.#startDeadline(this.dataTimeout);
     this.push("354 End data with <CR><LF>.<CR><LF>");
   }
 

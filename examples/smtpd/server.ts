@@ -117,16 +117,24 @@ export class SMTPServer extends Dispatcher {
   #map: SocketMap | null;
   // The channels' timeout (the server's own `timeout` is the listener's).
   #timeout: number | null;
+  // The channels' other limits.
+  #limits: Pick<
+    SMTPChannelOptions,
+    "commandTimeout" | "dataTimeout" | "maxRecipients" | "maxReplyBuffer"
+  >;
 
   /**
    * Binds `localaddr` (port 0 picks a free port) and listens.
    *
    * @param localaddr `[host, port]`, or a Unix socket path.
-   * @param options Size limit, map, SMTPUTF8, decode_data and the channels'
-   * inactivity timeout.
+   * @param options Size limit, map, SMTPUTF8, decode_data, and the channels'
+   * inactivity timeout, deadlines and limits (see
+   * {@linkcode SMTPChannelOptions}).
    * @throws {TypeError} If an option has the wrong type, or `decode_data`
    * and `enable_SMTPUTF8` are both set.
-   * @throws {RangeError} If `data_size_limit` is not a non-negative integer.
+   * @throws {RangeError} If `data_size_limit` or `maxReplyBuffer` is not a
+   * non-negative integer, `maxRecipients` not a positive one, or a timeout
+   * not a positive number.
    * @throws {Deno.errors.AddrInUse} If the address is taken (and Deno's
    * other bind errors).
    */
@@ -141,6 +149,12 @@ export class SMTPServer extends Dispatcher {
     this.#timeout = options.timeout === undefined
       ? TIMEOUT_DEFAULT
       : options.timeout;
+    this.#limits = {
+      commandTimeout: settings.commandTimeout,
+      dataTimeout: settings.dataTimeout,
+      maxRecipients: settings.maxRecipients,
+      maxReplyBuffer: settings.maxReplyBuffer,
+    };
     try {
       this.create_socket(familyOf(localaddr));
       this.set_reuse_addr();
@@ -166,6 +180,7 @@ export class SMTPServer extends Dispatcher {
       decode_data: this.decode_data,
       tls: this.tls,
       timeout: this.#timeout,
+      ...this.#limits,
     });
   }
 
