@@ -98,8 +98,6 @@ export function inheritOptions(
   inheritOf(sock, listener);
 }
 
-// A function, not a table: socket.ts and this file import each other, so
-// the constants are not set yet while this module initialises.
 function familyName(family: Family): string {
   return family === AF_INET6
     ? "AF_INET6"
@@ -114,15 +112,17 @@ function showAddress(address: Address): string {
     : `[${JSON.stringify(address[0])}, ${address[1]}]`;
 }
 
-function isListener(raw: RawSocket): raw is Deno.Listener {
-  return typeof (raw as Deno.Listener).accept === "function";
+/** True for a listener (what `bind()` opens). */
+export function isListener(raw: RawSocket | null): raw is Deno.Listener {
+  return typeof (raw as Deno.Listener | null)?.accept === "function";
 }
 
 function isDatagram(raw: RawSocket): raw is DatagramEndpoint {
   return typeof (raw as DatagramEndpoint).receive === "function";
 }
 
-function isConn(raw: RawSocket | null): raw is Deno.Conn {
+/** True for a connection (what `connect()` or `accept()` makes). */
+export function isConn(raw: RawSocket | null): raw is Deno.Conn {
   return raw !== null && "remoteAddr" in raw;
 }
 

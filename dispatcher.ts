@@ -59,10 +59,14 @@ import {
   type TimerHandle,
 } from "./_timers.ts";
 import {
+  type DatagramEndpoint,
   inheritOptions,
+  isConn,
+  isListener,
   kOps,
   type RawSocket,
   setRaw,
+  SocketObject,
 } from "./_socket_object.ts";
 import { type DatagramChannel, datagramChannel } from "./_datagram.ts";
 import {
@@ -83,10 +87,17 @@ import {
   type InetAddress,
   SOCK_DGRAM,
   SOCK_STREAM,
-  SocketObject,
 } from "./socket.ts";
 
-export { type FileHandle, type FileSource, FileWrapper, type PipePair };
+export {
+  type DatagramEndpoint,
+  type FileHandle,
+  type FileSource,
+  FileWrapper,
+  type PipePair,
+  type RawSocket,
+  SocketObject,
+};
 
 /**
  * What a dispatcher can wrap: a {@linkcode SocketObject} (what `accept()`
@@ -188,14 +199,6 @@ function isAnyHost(address: Address): address is InetAddress {
 
 function anyHost(port: number, family: Family | undefined): InetAddress {
   return [family === AF_INET6 ? "::" : "0.0.0.0", port];
-}
-
-function isListener(raw: RawSocket | null): raw is Deno.Listener {
-  return typeof (raw as Deno.Listener | null)?.accept === "function";
-}
-
-function isConn(raw: RawSocket | null): raw is Deno.Conn {
-  return raw !== null && "remoteAddr" in raw;
 }
 
 /**

@@ -2,7 +2,8 @@
  * The small slice of Python's `socket` module that the asyncore API needs:
  * address families, socket types, the options `setsockopt()` can set, the
  * `shutdown()` modes, and the {@linkcode Address} type. The socket object
- * itself is {@linkcode SocketObject}.
+ * itself, `SocketObject`, is what a dispatcher's `socket` and `accept()`
+ * give (exported with the dispatcher).
  *
  * Addresses are `[host, port]` tuples for IPv4 and IPv6, and a filesystem
  * path for Unix stream sockets, as in Python.
@@ -155,12 +156,6 @@ export function fromDenoAddr(addr: Deno.Addr): Address {
   if ("path" in addr) return addr.path ?? "";
   return [String(addr.cid), addr.port];
 }
-
-export {
-  type DatagramEndpoint,
-  type RawSocket,
-  SocketObject,
-} from "./_socket_object.ts";
 
 function describe(value: unknown): string {
   try {
