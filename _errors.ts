@@ -41,13 +41,18 @@ export function messageAbout(error: unknown, host: string): string {
 }
 
 /**
- * What a value is, for a "got …" in a message: its `typeof`, but `null` and
- * `NaN` by name.
+ * What a value is, for a "got …" in a message: its `typeof`, `null` and
+ * `NaN` by name, and an object by its class ("Array", "ArrayBuffer").
  */
 export function kindOf(value: unknown): string {
   if (value === null) return "null";
   if (typeof value === "number" && Number.isNaN(value)) return "NaN";
-  return typeof value;
+  if (typeof value !== "object") return typeof value;
+  try {
+    return value.constructor?.name || "object";
+  } catch {
+    return "object";
+  }
 }
 
 /**

@@ -28,7 +28,7 @@
 
 import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
-import { isInstance } from "./_errors.ts";
+import { isInstance, kindOf } from "./_errors.ts";
 import { isThenable, settleError } from "./_routing.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
 import {
@@ -75,12 +75,6 @@ export type ProducerFifoEntry = Uint8Array | Producer | AsyncSource | null;
 const EMPTY = new Uint8Array(0);
 
 function ignore(): void {}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") return value.constructor?.name ?? "object";
-  return typeof value;
-}
 
 function isProducer(entry: object): entry is Producer {
   return typeof (entry as Producer).more === "function";
@@ -343,7 +337,7 @@ export class AsyncChat extends Dispatcher {
     } else {
       throw new TypeError(
         `Cannot set terminator: term must be a Uint8Array, string, number or null, got ${
-          describe(term)
+          kindOf(term)
         }`,
       );
     }
@@ -536,7 +530,7 @@ export class AsyncChat extends Dispatcher {
   push(data: Uint8Array): void {
     if (!(data instanceof Uint8Array)) {
       throw new TypeError(
-        `Cannot push: data must be a Uint8Array, got ${describe(data)}`,
+        `Cannot push: data must be a Uint8Array, got ${kindOf(data)}`,
       );
     }
     // Closed: nothing would ever send it (a broadcast may still hold us).
@@ -598,7 +592,7 @@ export class AsyncChat extends Dispatcher {
     ) {
       throw new TypeError(
         `Cannot push with producer: producer must have a more() method, be an async iterable or a ReadableStream, got ${
-          describe(producer)
+          kindOf(producer)
         }`,
       );
     }
@@ -749,7 +743,7 @@ export class AsyncChat extends Dispatcher {
     throw new TypeError(
       `Cannot ${action}: a producer chunk must be a Uint8Array${
         this.use_encoding ? " or a string" : ""
-      }, got ${describe(value)}`,
+      }, got ${kindOf(value)}`,
     );
   }
 
@@ -927,7 +921,7 @@ export class SimpleProducer implements Producer {
     if (!(data instanceof Uint8Array)) {
       throw new TypeError(
         `Cannot create producer: data must be a Uint8Array, got ${
-          describe(data)
+          kindOf(data)
         }`,
       );
     }
@@ -991,7 +985,7 @@ export function find_prefix_at_end(
   }
   throw new TypeError(
     `Cannot find prefix at end: haystack and needle must both be strings or both Uint8Arrays, got ${
-      describe(haystack)
-    } and ${describe(needle)}`,
+      kindOf(haystack)
+    } and ${kindOf(needle)}`,
   );
 }

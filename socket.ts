@@ -121,7 +121,7 @@ export function checkAddress(
   ) {
     throw new TypeError(
       `Cannot use ${name}: expected a [host, port] pair or a Unix socket path, got ${
-        describe(address)
+        showValue(address)
       }`,
     );
   }
@@ -157,7 +157,7 @@ export function fromDenoAddr(addr: Deno.Addr): Address {
   return [String(addr.cid), addr.port];
 }
 
-function describe(value: unknown): string {
+function showValue(value: unknown): string {
   try {
     return typeof value === "string" ? `"${value}"` : String(
       Array.isArray(value) ? `[${value.map(String).join(", ")}]` : value,
