@@ -15,7 +15,8 @@ import { concat } from "./_helpers.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export const SCRIPT = new URL("../examples/smtpd.ts", import.meta.url).pathname;
+export const SCRIPT =
+  new URL("../examples/smtpd/smtpd.ts", import.meta.url).pathname;
 
 export function run(command: string, args: string[]): boolean {
   try {

@@ -1,8 +1,8 @@
-// The SMTP server example (examples/smtpd/ and examples/smtpd.ts): the
-// channel's command handling through real sockets in-process, a session for
-// session comparison with Python 3.11's own smtpd, and the command-line server
-// run as a subprocess and driven by clients nobody here wrote (Python's
-// smtplib, swaks).
+// The SMTP server example (examples/smtpd/, run as examples/smtpd/smtpd.ts):
+// the channel's command handling through real sockets in-process, a session
+// for session comparison with Python 3.11's own smtpd, and the command-line
+// server run as a subprocess and driven by clients nobody here wrote
+// (Python's smtplib, swaks).
 
 import assert from "node:assert/strict";
 import { close_all, socket_map } from "@asyncore/asyncore";
@@ -1173,7 +1173,7 @@ Deno.test({
 });
 
 // ---------------------------------------------------------------------------
-// examples/smtpd.ts as a user runs it, with real clients.
+// examples/smtpd/smtpd.ts as a user runs it, with real clients.
 
 /** A temporary directory for messages, removed at the end of the block. */
 async function tempDir(): Promise<AsyncDisposable & { path: string }> {
