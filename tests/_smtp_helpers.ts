@@ -1,6 +1,7 @@
-// Shared by the SMTP example's tests (smtpd_test.ts, smtpd_limits_test.ts):
-// a raw client on a Deno socket, a recording server run in-process, and the
-// command-line server run as a subprocess and driven by Python's smtplib.
+// Shared by the SMTP example's tests (smtpd_*_test.ts): a raw client on a
+// Deno socket, a recording server run in-process, the command-line server run
+// as a subprocess and driven by Python's smtplib or swaks, the test TLS
+// certificates, and what a Maildir holds.
 
 import assert from "node:assert/strict";
 import { type Address, close_all, loop } from "@asyncore/asyncore";
@@ -15,7 +16,8 @@ import { concat } from "./_helpers.ts";
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-export const SCRIPT = new URL("../examples/smtpd.ts", import.meta.url).pathname;
+export const SCRIPT =
+  new URL("../examples/smtpd/smtpd.ts", import.meta.url).pathname;
 
 export function run(command: string, args: string[]): boolean {
   try {
@@ -30,6 +32,7 @@ export function run(command: string, args: string[]): boolean {
 }
 
 export const HAS_SMTPLIB = run("python3", ["-c", "import smtplib"]);
+export const HAS_SWAKS = run("swaks", ["--version"]);
 
 /** A bare SMTP client on a Deno socket: sends bytes, reads replies. */
 export class RawClient {
@@ -311,4 +314,83 @@ export async function smtplib(port: number, ops: Op[]): Promise<unknown[]> {
   const { success, stdout, stderr } = await child.output();
   assert.ok(success, decoder.decode(stderr));
   return JSON.parse(decoder.decode(stdout));
+}
+
+// Test-only certificates (tests/fixtures/make_certs.sh).
+const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
+export const CA_FILE = `${FIXTURES}tls_ca.pem`;
+export const CERT_FILE = `${FIXTURES}tls_server.pem`;
+export const KEY_FILE = `${FIXTURES}tls_server.key`;
+export const TLS = {
+  cert: Deno.readTextFileSync(CERT_FILE),
+  key: Deno.readTextFileSync(KEY_FILE),
+};
+
+// The replies to three accepted lines (MAIL, RCPT or a message's end), DATA,
+// a message and QUIT.
+export const TRANSACTION_REPLIES = [
+  "250 OK",
+  "250 OK",
+  "250 OK",
+  "354 End data with <CR><LF>.<CR><LF>",
+  "250 OK",
+  "221 Bye",
+];
+
+/** Opens a session, checks the greeting, runs `lines` and returns replies. */
+export async function converse(
+  port: number,
+  lines: string[],
+): Promise<string[][]> {
+  const client = await RawClient.open(port);
+  try {
+    const greeting = await client.reply();
+    assert.match(greeting[0]!, /^220 \S+ asyncore SMTP server version/);
+    const replies: string[][] = [];
+    for (const line of lines) replies.push(await client.command(line));
+    return replies;
+  } finally {
+    client.close();
+  }
+}
+
+/** The messages in Maildir `dir`'s new/, by sender; tmp/ must be empty. */
+export async function stored(dir: string): Promise<Map<string, Uint8Array>> {
+  for await (const entry of Deno.readDir(`${dir}/tmp`)) {
+    assert.fail(`a temporary file is left: ${entry.name}`);
+  }
+  const files = new Map<string, Uint8Array>();
+  for await (const entry of Deno.readDir(`${dir}/new`)) {
+    const data = await Deno.readFile(`${dir}/new/${entry.name}`);
+    const from = /X-MailFrom: (.*)\n/.exec(
+      decoder.decode(data.subarray(0, 4096)),
+    );
+    assert.ok(from, `no X-MailFrom in ${entry.name}`);
+    files.set(from[1]!, data);
+  }
+  return files;
+}
+
+export function header(mailfrom: string, rcpttos: string[]): string {
+  return `X-Peer: 127.0.0.1\nX-MailFrom: ${mailfrom}\nX-RcptTo: ${
+    rcpttos.join(", ")
+  }\n`;
+}
+
+/** Runs swaks as `swaks@example.com` against the server on `port`. */
+export function swaks(
+  port: number,
+  args: string[],
+): Promise<Deno.CommandOutput> {
+  return new Deno.Command("swaks", {
+    args: [
+      "--server",
+      `127.0.0.1:${port}`,
+      "--from",
+      "swaks@example.com",
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
 }

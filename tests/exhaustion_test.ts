@@ -125,7 +125,7 @@ const EXAMPLES: {
     served: /^welcome, /,
   },
   {
-    script: "smtpd.ts",
+    script: "smtpd/smtpd.ts",
     args: ["--port", "0"],
     greet: (conn) => readUntil(conn, /\r\n/),
     served: /^220 /,

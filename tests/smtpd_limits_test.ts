@@ -1,11 +1,12 @@
-// The SMTP example's limits on what one client can hold: a deadline per
-// command line and per message (a client trickling bytes is cut however
-// steadily they come), a bound on unsent replies (a client that pipelines
-// and never reads stops being read), and a recipient limit. Real peers:
-// Python sockets and smtplib, and raw Deno sockets.
+// The SMTP example's limits on what one client can hold: a deadline for
+// silence, per command line and per message (a client trickling bytes is cut
+// however steadily they come), a bound on unsent replies (a client that
+// pipelines and never reads stops being read), a recipient limit, and the
+// checks of the options that set them. Real peers: Python sockets and
+// smtplib, and raw Deno sockets.
 
 import assert from "node:assert/strict";
-import { socket_map } from "@asyncore/asyncore";
+import { close_all, socket_map } from "@asyncore/asyncore";
 import { SMTPChannel, SMTPServer } from "../examples/smtpd/mod.ts";
 import { HAS_PYTHON, loopUntil, tempDir } from "./_helpers.ts";
 import {
@@ -272,4 +273,67 @@ Deno.test({
       await peer.status;
     }
   },
+});
+
+Deno.test("SMTPServer rejects options that cannot work", () => {
+  assert.throws(
+    () =>
+      new Recorder(["127.0.0.1", 0], {
+        decode_data: true,
+        enable_SMTPUTF8: true,
+      }),
+    TypeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { data_size_limit: -1 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { data_size_limit: "1" as never }),
+    TypeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { timeout: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => new Recorder(["127.0.0.1", 0], { timeout: "300" as never }),
+    TypeError,
+  );
+  close_all();
+});
+
+Deno.test("smtpd.ts answers 421 to a client silent for --timeout, in a command or in DATA", async (t) => {
+  const silences: [string, string[]][] = [
+    ["after the greeting", []],
+    ["in DATA", [
+      "EHLO quiet\r\nMAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\nDATA\r\nhalf a line",
+    ]],
+  ];
+  for (const [name, writes] of silences) {
+    await t.step(name, async () => {
+      await withSmtpd(["--timeout", "0.2"], async (port) => {
+        const client = await RawClient.open(port);
+        // Without the timeout the server would wait forever: the guard
+        // closes the client after 10 s, failing the reads below.
+        let expired = false;
+        const guard = setTimeout(() => {
+          expired = true;
+          client.close();
+        }, 10_000);
+        try {
+          assert.match((await client.reply())[0]!, /^220 /);
+          for (const data of writes) await client.write(data);
+          let reply = await client.reply();
+          // Replies to the commands before the silence come first.
+          while (!reply[0]!.startsWith("421")) reply = await client.reply();
+          assert.match(reply[0]!, /^421 \S+ Error: timeout exceeded$/);
+          assert.ok(await client.atEof());
+        } finally {
+          clearTimeout(guard);
+          if (!expired) client.close();
+        }
+      });
+    });
+  }
 });

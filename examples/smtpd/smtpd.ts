@@ -3,14 +3,12 @@
  * package: it prints each message it receives, or with `--maildir` delivers
  * each into a Maildir.
  *
- *     deno run -A examples/smtpd.ts [--host H] [--port P] [--maildir DIR]
- *                                   [--size-limit BYTES] [--smtputf8]
- *                                   [--grace SECONDS] [--timeout SECONDS]
- *                                   [--command-timeout SECONDS]
- *                                   [--data-timeout SECONDS]
- *                                   [--max-recipients N]
- *                                   [--max-reply-buffer BYTES]
- *                                   [--tls-cert PEM --tls-key PEM]
+ *     deno run -A examples/smtpd/smtpd.ts [--host H] [--port P]
+ *         [--maildir DIR] [--size-limit BYTES] [--smtputf8]
+ *         [--grace SECONDS] [--timeout SECONDS]
+ *         [--command-timeout SECONDS] [--data-timeout SECONDS]
+ *         [--max-recipients N] [--max-reply-buffer BYTES]
+ *         [--tls-cert PEM --tls-key PEM]
  *
  * HOST defaults to 127.0.0.1, PORT to 8025 (0 picks a free port), the size
  * limit to 33554432 bytes (0: none). A client silent for `--timeout`
@@ -45,7 +43,7 @@ import {
   MAX_REPLY_BUFFER_DEFAULT,
   type SMTPServer,
   TIMEOUT_DEFAULT,
-} from "./smtpd/mod.ts";
+} from "./mod.ts";
 
 const USAGE =
   "usage: smtpd.ts [--host HOST] [--port PORT] [--maildir DIR] [--size-limit BYTES] [--smtputf8] [--grace SECONDS] [--timeout SECONDS] [--command-timeout SECONDS] [--data-timeout SECONDS] [--max-recipients N] [--max-reply-buffer BYTES] [--tls-cert PEM --tls-key PEM]";
