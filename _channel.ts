@@ -9,7 +9,7 @@ import {
   messageAbout,
   withMessage,
 } from "./_errors.ts";
-import type { Queued, Waker } from "./_ready.ts";
+import type { Queued, Waker } from "./_waker.ts";
 import {
   carve,
   CHUNK_SIZE,

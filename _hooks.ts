@@ -3,7 +3,7 @@
 
 import { kChannel } from "./_channel.ts";
 import { isInstance } from "./_errors.ts";
-import { wakerFor } from "./_ready.ts";
+import { wakerFor } from "./_waker.ts";
 import type { Dispatcher } from "./dispatcher.ts";
 import { ExitNow, socket_map } from "./loop.ts";
 

@@ -48,7 +48,7 @@ import {
   withMessage,
 } from "./_errors.ts";
 import { fail, settle } from "./_hooks.ts";
-import { wakerFor } from "./_ready.ts";
+import { wakerFor } from "./_waker.ts";
 import { copyBytes } from "./_slab.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
 import {

@@ -34,7 +34,7 @@ import {
 import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";
-import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
+import { type FollowEnd, type Waker, wakerFor } from "./_waker.ts";
 import {
   cancelAll,
   hasTimers,
