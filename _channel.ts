@@ -3,12 +3,14 @@
 // model expects. An inbox plays the kernel's receive buffer, an outbox its
 // send buffer; settled operations push the channel onto its map's ready queue.
 
+import { EMPTY } from "./_bytes.ts";
 import {
   formatAddress,
   handshakeError,
   messageAbout,
   withMessage,
 } from "./_errors.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
 import type { Queued, Waker } from "./_waker.ts";
 import {
   carve,
@@ -43,7 +45,6 @@ const SHRINK_AFTER = 8;
 export const ACCEPT_AHEAD = 16;
 /** Passes that output may be held while the input behind it is consumed. */
 const MAX_HELD_PASSES = 16;
-const EMPTY = new Uint8Array(0);
 
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
 export const kChannel: unique symbol = Symbol("asyncore.channel");
@@ -94,14 +95,6 @@ export function isDisconnect(error: unknown): boolean {
 
 function isTlsConn(stream: Stream): stream is Deno.TlsConn {
   return typeof (stream as Partial<Deno.TlsConn>).handshake === "function";
-}
-
-function closeQuietly(resource: { close(): void }): void {
-  try {
-    resource.close();
-  } catch {
-    // already closed: closing is idempotent
-  }
 }
 
 /** Turns Nagle off on TCP connections (Deno leaves it on). */
@@ -358,7 +351,7 @@ export class Channel<O = unknown> implements Queued {
   #closeWrite(): void {
     const conn = this.stream as Partial<Deno.Conn> | null;
     // A peer already gone makes this reject; the next read reports it.
-    conn?.closeWrite?.().catch(() => {});
+    conn?.closeWrite?.().catch(ignore);
   }
 
   /** Bytes accepted by `send()` and not yet written. */
@@ -593,7 +586,7 @@ export class Channel<O = unknown> implements Queued {
     if (this.#reading) {
       this.#handoff = Promise.withResolvers();
       // Its failure is the new stream's to report, if it ever asks.
-      this.#handoff.promise.catch(() => {});
+      this.#handoff.promise.catch(ignore);
     }
     this.#reading = true;
     const { promise, resolve, reject } = Promise.withResolvers<void>();

@@ -11,6 +11,7 @@ import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import type { Stream } from "./_channel.ts";
 import { handshakeError } from "./_errors.ts";
+import { closeQuietly } from "./_quiet.ts";
 
 /** TLS settings for the client's side of the handshake. */
 export interface ClientTls {
@@ -97,11 +98,7 @@ function transport(
       conn.closeWrite().then(() => callback(), callback);
     },
     destroy(error, callback) {
-      try {
-        raw.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(raw);
       callback(error);
     },
   });

@@ -38,7 +38,7 @@ import {
   FileWrapper,
   type PipePair,
 } from "./_file_wrapper.ts";
-import { concatAll } from "./_bytes.ts";
+import { concatAll, EMPTY } from "./_bytes.ts";
 import {
   describeError,
   formatAddress,
@@ -144,7 +144,6 @@ export interface ConnectOptions {
   noDelay?: boolean;
 }
 
-const EMPTY = new Uint8Array(0);
 let lastId = 0;
 /** Stalled accepts are logged at most this often, per listener. */
 const STALL_LOG_MS = 60_000;

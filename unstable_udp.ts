@@ -76,9 +76,11 @@
  * @module
  */
 
+import { EMPTY } from "./_bytes.ts";
 import { Channel, OUTBOX_MARK } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
 import { formatAddress } from "./_errors.ts";
+import { closeQuietly } from "./_quiet.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
 import {
   type Address,
@@ -140,7 +142,7 @@ function samePeer(from: InetAddress, peer: InetAddress): boolean {
 class UdpChannel extends Channel implements DatagramChannel {
   readonly #family: Family;
   #endpoint: DatagramEndpoint | null = null;
-  #buf: Uint8Array = new Uint8Array(0);
+  #buf: Uint8Array = EMPTY;
   #inbox: [data: Uint8Array, address: InetAddress][] = [];
   #receiving = false;
   /** A receive or send error, reported once by the next recv()/recvfrom(). */
@@ -304,11 +306,8 @@ class UdpChannel extends Channel implements DatagramChannel {
     this.#outBytes = 0;
     const endpoint = this.#endpoint;
     this.#endpoint = null;
-    try {
-      endpoint?.close();
-    } catch {
-      // already closed through the socket object
-    }
+    // It may be closed already, through the socket object.
+    if (endpoint !== null) closeQuietly(endpoint);
   }
 
   #pump(): void {
