@@ -9,9 +9,9 @@
 
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import type { Stream } from "./_channel.ts";
 import { handshakeError } from "./_errors.ts";
 import { closeQuietly } from "./_quiet.ts";
+import type { Stream } from "./_stream.ts";
 
 /** TLS settings for the client's side of the handshake. */
 export interface ClientTls {

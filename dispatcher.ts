@@ -23,15 +23,10 @@
  * @module
  */
 
-import {
-  Channel,
-  type ConnectTarget,
-  isAcceptStall,
-  isDisconnect,
-  kChannel,
-  setNoDelay,
-  type Stream,
-} from "./_channel.ts";
+import { isAcceptStall } from "./_accept.ts";
+import { Channel, isDisconnect, kChannel, setNoDelay } from "./_channel.ts";
+import type { ConnectTarget } from "./_connect.ts";
+import type { Stream } from "./_stream.ts";
 import {
   type FileHandle,
   type FileSource,

@@ -25,12 +25,8 @@
  * @module
  */
 
-import {
-  ACCEPT_AHEAD,
-  type Channel,
-  isDisconnect,
-  kChannel,
-} from "./_channel.ts";
+import { ACCEPT_AHEAD } from "./_accept.ts";
+import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
 import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { type HookResult, settle, settleError } from "./_hooks.ts";
 import { closeKick, kick } from "./_kick.ts";

@@ -77,9 +77,10 @@
  */
 
 import { EMPTY } from "./_bytes.ts";
-import { Channel, OUTBOX_MARK } from "./_channel.ts";
+import { Channel } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
 import { formatAddress } from "./_errors.ts";
+import { OUTBOX_MARK } from "./_outbox.ts";
 import { closeQuietly } from "./_quiet.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
 import {
