@@ -11,8 +11,9 @@ import type { Queued, Waker } from "./_waker.ts";
 /** Bytes `send()` accepts before it reports "would block" (returns 0). */
 export const OUTBOX_MARK = 256 * 1024;
 /**
- * A read or send larger than this uses a pooled chunk (and leaves at most
- * half of it unused) rather than a copy of its own.
+ * A read or send larger than this goes into a pooled chunk (leaving at most
+ * half of it unused) rather than a copy of its own, up to `CHUNK_SIZE`: a
+ * larger send is copied whole.
  */
 export const POOLED = CHUNK_SIZE / 2;
 /** Passes that output may be held while the input behind it is consumed. */
