@@ -10,7 +10,7 @@
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
 import { handshakeError } from "./_errors.ts";
-import { closeQuietly } from "./_quiet.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
 import type { Stream } from "./_stream.ts";
 
 /** TLS settings for the client's side of the handshake. */
@@ -179,7 +179,7 @@ export function startTls(
     });
   });
   // Settled either way; the channel's reads report a failure too.
-  handshake.catch(() => {});
+  handshake.catch(ignore);
   secure.on("data", (chunk: Uint8Array) => {
     queue.push(chunk);
     queued += chunk.length;
