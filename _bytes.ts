@@ -1,8 +1,9 @@
-// Byte helpers for asynchat: terminator search, joining, and Python's string
-// encodings (TextEncoder only speaks UTF-8; Python's asynchat default is
-// latin-1).
+// Byte helpers: the shared empty array, and for asynchat terminator search,
+// joining, and Python's string encodings (TextEncoder only speaks UTF-8;
+// Python's asynchat default is latin-1).
 
-const EMPTY = new Uint8Array(0);
+/** No bytes: one shared instance (a zero-length view cannot be written to). */
+export const EMPTY: Uint8Array = new Uint8Array(0);
 const utf8 = new TextEncoder();
 
 /**

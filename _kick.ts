@@ -6,6 +6,8 @@
 // park: one byte sent across a private loopback connection and read back
 // (~14 µs) delivers every read that had already arrived.
 
+import { closeQuietly, ignore } from "./_quiet.ts";
+
 /** The private connection: `[writer, reader]`. */
 type Pair = [Deno.Conn, Deno.Conn];
 
@@ -62,13 +64,11 @@ async function openAndKick(): Promise<void> {
 
 // A kick runs once every few passes of a busy loop, so it stays lean: the
 // write (a byte on loopback, never blocked) is not awaited, only the read.
+// A failure means closeKick() closed the pair mid-flight: the yield has
+// happened all the same.
 function roundTrip([writer, reader]: Pair): Promise<void> {
   writer.write(BYTE).catch(ignore);
   return reader.read(sink).then(ignore, ignore);
-}
-
-function ignore(): void {
-  // closed by closeKick() mid-flight: the yield has happened all the same
 }
 
 function done(): void {
@@ -92,11 +92,5 @@ export function closeKick(): void {
 }
 
 function closeAll(conns: Pair | null): void {
-  for (const conn of conns ?? []) {
-    try {
-      conn.close();
-    } catch {
-      // already closed
-    }
-  }
+  for (const conn of conns ?? []) closeQuietly(conn);
 }

@@ -1,12 +1,12 @@
 // Async producers for AsyncChat: an AsyncIterable or ReadableStream is read
 // one chunk at a time, and only when the channel can send (no read-ahead).
 
+import { ignore } from "./_quiet.ts";
+
 /** A producer that hands over chunks asynchronously. */
 export type AsyncSource =
   | AsyncIterable<Uint8Array | string>
   | ReadableStream<Uint8Array | string>;
-
-function ignore(): void {}
 
 /** One async producer's place in the producer fifo. */
 export class Pull {

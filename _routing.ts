@@ -5,7 +5,7 @@
 
 import { kChannel } from "./_channel.ts";
 import { isInstance } from "./_errors.ts";
-import { wakerFor } from "./_ready.ts";
+import { wakerFor } from "./_waker.ts";
 import {
   ExitNow,
   type HookResult,

@@ -4,11 +4,13 @@
 // ArrayBuffer per copy costs an allocation and external-memory accounting.
 // Views into one larger buffer avoid both (Node's Buffer pool does the same).
 
+import { EMPTY } from "./_bytes.ts";
+
 const SLAB_SIZE = 16 * 1024;
 /** Copies above this size get their own buffer, so a slab stays cheap to pin. */
 const MAX_CARVE = 1024;
 
-let slab = new Uint8Array(0);
+let slab = EMPTY;
 let used = 0;
 
 /** A private copy of `bytes` that is safe to hand to an I/O op. */

@@ -6,7 +6,7 @@
 // deadline to bound its wait and runs what is due once per pass (loop.ts).
 
 import { kindOf } from "./_errors.ts";
-import { wakerFor } from "./_ready.ts";
+import { wakerFor } from "./_waker.ts";
 
 /** What a timer's callback may return: nothing, or a promise of nothing. */
 export type TimerResult = void | PromiseLike<void>;

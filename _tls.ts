@@ -9,8 +9,9 @@
 
 import { Duplex } from "node:stream";
 import * as tls from "node:tls";
-import type { Stream } from "./_channel.ts";
 import { handshakeError } from "./_errors.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
+import type { Stream } from "./_stream.ts";
 
 /** TLS settings for the client's side of the handshake. */
 export interface ClientTls {
@@ -97,11 +98,7 @@ function transport(
       conn.closeWrite().then(() => callback(), callback);
     },
     destroy(error, callback) {
-      try {
-        raw.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(raw);
       callback(error);
     },
   });
@@ -182,7 +179,7 @@ export function startTls(
     });
   });
   // Settled either way; the channel's reads report a failure too.
-  handshake.catch(() => {});
+  handshake.catch(ignore);
   secure.on("data", (chunk: Uint8Array) => {
     queue.push(chunk);
     queued += chunk.length;

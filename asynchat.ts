@@ -26,11 +26,18 @@
  * @module
  */
 
-import { concat2, concatAll, encodeText, indexOfBytes } from "./_bytes.ts";
+import {
+  concat2,
+  concatAll,
+  EMPTY,
+  encodeText,
+  indexOfBytes,
+} from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
 import { isInstance, kindOf } from "./_errors.ts";
 import { isThenable, settleError } from "./_routing.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
+import { ignore } from "./_quiet.ts";
 import {
   Dispatcher,
   type HookResult,
@@ -71,10 +78,6 @@ export type ProducerSource = Producer | AsyncSource | Uint8Array | string;
  * `null` (the mark {@linkcode AsyncChat.close_when_done} leaves).
  */
 export type ProducerFifoEntry = Uint8Array | Producer | AsyncSource | null;
-
-const EMPTY = new Uint8Array(0);
-
-function ignore(): void {}
 
 function isProducer(entry: object): entry is Producer {
   return typeof (entry as Producer).more === "function";

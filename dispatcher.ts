@@ -23,22 +23,17 @@
  * @module
  */
 
-import {
-  Channel,
-  type ConnectTarget,
-  isAcceptStall,
-  isDisconnect,
-  kChannel,
-  setNoDelay,
-  type Stream,
-} from "./_channel.ts";
+import { isAcceptStall } from "./_accept.ts";
+import { Channel, isDisconnect, kChannel, setNoDelay } from "./_channel.ts";
+import type { ConnectTarget } from "./_connect.ts";
+import type { Stream } from "./_stream.ts";
 import {
   type FileHandle,
   type FileSource,
   FileWrapper,
   type PipePair,
 } from "./_file_wrapper.ts";
-import { concatAll } from "./_bytes.ts";
+import { concatAll, EMPTY } from "./_bytes.ts";
 import {
   bindError,
   describeError,
@@ -48,7 +43,7 @@ import {
 } from "./_errors.ts";
 import { fail, settle } from "./_routing.ts";
 import type { HookResult } from "./_state.ts";
-import { wakerFor } from "./_ready.ts";
+import { wakerFor } from "./_waker.ts";
 import { copyBytes } from "./_slab.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
 import {
@@ -154,7 +149,6 @@ export interface ConnectOptions {
   noDelay?: boolean;
 }
 
-const EMPTY = new Uint8Array(0);
 let lastId = 0;
 /** Stalled accepts are logged at most this often, per listener. */
 const STALL_LOG_MS = 60_000;

@@ -25,12 +25,8 @@
  * @module
  */
 
-import {
-  ACCEPT_AHEAD,
-  type Channel,
-  isDisconnect,
-  kChannel,
-} from "./_channel.ts";
+import { ACCEPT_AHEAD } from "./_accept.ts";
+import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
 import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { isThenable, route, settle, settleError } from "./_routing.ts";
 import {
@@ -41,7 +37,7 @@ import {
 } from "./_state.ts";
 import { stackOf } from "./_descriptors.ts";
 import { closeKick, kick } from "./_kick.ts";
-import { type FollowEnd, type Waker, wakerFor } from "./_ready.ts";
+import { type FollowEnd, type Waker, wakerFor } from "./_waker.ts";
 import {
   cancelAll,
   hasTimers,

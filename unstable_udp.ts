@@ -76,9 +76,12 @@
  * @module
  */
 
-import { Channel, OUTBOX_MARK } from "./_channel.ts";
+import { EMPTY } from "./_bytes.ts";
+import { Channel } from "./_channel.ts";
 import { type DatagramChannel, registerDatagram } from "./_datagram.ts";
 import { formatAddress } from "./_errors.ts";
+import { OUTBOX_MARK } from "./_outbox.ts";
+import { closeQuietly } from "./_quiet.ts";
 import type { DatagramEndpoint } from "./_socket_object.ts";
 import { bindError } from "./_errors.ts";
 import {
@@ -141,7 +144,7 @@ function samePeer(from: InetAddress, peer: InetAddress): boolean {
 class UdpChannel extends Channel implements DatagramChannel {
   readonly #family: Family;
   #endpoint: DatagramEndpoint | null = null;
-  #buf: Uint8Array = new Uint8Array(0);
+  #buf: Uint8Array = EMPTY;
   #inbox: [data: Uint8Array, address: InetAddress][] = [];
   #receiving = false;
   /** A receive or send error, reported once by the next recv()/recvfrom(). */
@@ -310,11 +313,8 @@ class UdpChannel extends Channel implements DatagramChannel {
     this.#outBytes = 0;
     const endpoint = this.#endpoint;
     this.#endpoint = null;
-    try {
-      endpoint?.close();
-    } catch {
-      // already closed through the socket object
-    }
+    // It may be closed already, through the socket object.
+    if (endpoint !== null) closeQuietly(endpoint);
   }
 
   #pump(): void {

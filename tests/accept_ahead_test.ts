@@ -5,7 +5,8 @@
 // to the limit.
 
 import assert from "node:assert/strict";
-import { ACCEPT_AHEAD, kChannel } from "../_channel.ts";
+import { ACCEPT_AHEAD } from "../_accept.ts";
+import { kChannel } from "../_channel.ts";
 import { type Address, Dispatcher, loop, socket_map } from "../mod.ts";
 import { closing, connectTo, loopUntil } from "./_helpers.ts";
 

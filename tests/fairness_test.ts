@@ -1,12 +1,12 @@
 // Fair service: with FREE_READS or more reads in flight, the loop starts at
 // most ADMIT_PER_TURN new reads per turn, in FIFO order, so connections served
 // a moment ago wait behind the others instead of forming a hot set (see
-// _ready.ts). Throughput and fairness under
+// _waker.ts). Throughput and fairness under
 // load are measured by `deno task bench`; these tests pin the mechanism.
 
 import assert from "node:assert/strict";
 import { Dispatcher, loop } from "../mod.ts";
-import { ADMIT_PER_TURN, FREE_READS, type Queued, Waker } from "../_ready.ts";
+import { ADMIT_PER_TURN, FREE_READS, type Queued, Waker } from "../_waker.ts";
 import { bytes, closing, loopbackPair, loopUntil, text } from "./_helpers.ts";
 
 // Arms the way a channel does: only when the waker admits it.
