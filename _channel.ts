@@ -9,11 +9,11 @@
 import { type Accepting, AcceptQueue } from "./_accept.ts";
 import { EMPTY } from "./_bytes.ts";
 import { Connect, type ConnectTarget } from "./_connect.ts";
-import { formatAddress, handshakeError } from "./_errors.ts";
+import { formatAddress, handshakeError, isDisconnect } from "./_errors.ts";
 import { Outbox, OUTBOX_MARK, POOLED, type Sending } from "./_outbox.ts";
 import { closeQuietly } from "./_quiet.ts";
 import { carve, CHUNK_SIZE, copyBytes, takeChunk } from "./_slab.ts";
-import { isTlsConn, type Stream } from "./_stream.ts";
+import { isTlsConn, setNoDelay, type Stream } from "./_stream.ts";
 import { Upgrade, type Upgrading, type Wrap } from "./_upgrade.ts";
 import type { Waker } from "./_waker.ts";
 
@@ -26,43 +26,6 @@ const SHRINK_AFTER = 8;
 
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
 export const kChannel: unique symbol = Symbol("asyncore.channel");
-
-let lastFileno = 2;
-
-/** A fresh descriptor number; never reused within a process (gh-75114). */
-export function nextFileno(): number {
-  return ++lastFileno;
-}
-
-/**
- * Python's `_DISCONNECTED` set: errors that mean "the peer is gone", plus a
- * TLS peer that left without `close_notify` (most clients do).
- */
-export function isDisconnect(error: unknown): boolean {
-  try {
-    return error instanceof Deno.errors.ConnectionReset ||
-      error instanceof Deno.errors.UnexpectedEof ||
-      error instanceof Deno.errors.BrokenPipe ||
-      error instanceof Deno.errors.NotConnected ||
-      error instanceof Deno.errors.ConnectionAborted ||
-      error instanceof Deno.errors.BadResource;
-  } catch {
-    // A hook threw a revoked Proxy: not a disconnect, and no new error.
-    return false;
-  }
-}
-
-/** Turns Nagle off on TCP connections (Deno leaves it on). */
-export function setNoDelay(conn: unknown, noDelay = true): void {
-  const tcp = conn as Partial<Deno.TcpConn>;
-  if (typeof tcp.setNoDelay === "function") {
-    try {
-      tcp.setNoDelay(noDelay);
-    } catch {
-      // a connection reset before we got here: the first read reports it
-    }
-  }
-}
 
 /** The per-dispatcher I/O state. `O` is the owning dispatcher. */
 export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
@@ -339,7 +302,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   connect(target: ConnectTarget, noDelay: boolean): void {
     const connect = new Connect(target, noDelay);
     this.#connect = connect;
-    const pending = connect.start(target, setNoDelay);
+    const pending = connect.start(target);
     this.#count();
     pending.then(
       (conn) => this.#onConnect(connect, conn),

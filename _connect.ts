@@ -8,6 +8,7 @@ import {
   withMessage,
 } from "./_errors.ts";
 import { closeQuietly } from "./_quiet.ts";
+import { setNoDelay } from "./_stream.ts";
 
 /** Where a connect goes: TCP host and port, or a Unix socket path. */
 export type ConnectTarget =
@@ -19,9 +20,6 @@ export interface TlsTarget {
   caCerts?: string[];
   serverName?: string;
 }
-
-/** Turns Nagle's algorithm off (`true`) or on for a TCP connection. */
-export type SetNoDelay = (conn: Deno.Conn, noDelay: boolean) => void;
 
 /** One outgoing connection in flight. */
 export class Connect {
@@ -47,10 +45,10 @@ export class Connect {
 
   /**
    * Connects to `target`; settles with the connection, its TLS handshake
-   * done when TLS was asked for. `setNoDelay` tunes the TCP connection
-   * before TLS goes on it.
+   * done when TLS was asked for. Nagle goes off (or stays on) before TLS
+   * goes on the TCP connection, which a `Deno.TlsConn` cannot do later.
    */
-  start(target: ConnectTarget, setNoDelay: SetNoDelay): Promise<Deno.Conn> {
+  start(target: ConnectTarget): Promise<Deno.Conn> {
     if (target.transport === "unix") {
       return Deno.connect({ transport: "unix", path: target.path });
     }

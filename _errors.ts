@@ -139,3 +139,21 @@ export function bindError(error: unknown, address: Address): unknown {
       }`,
   );
 }
+
+/**
+ * Python's `_DISCONNECTED` set: errors that mean "the peer is gone", plus a
+ * TLS peer that left without `close_notify` (most clients do). Safe for any
+ * thrown value (a revoked Proxy is no disconnect).
+ */
+export function isDisconnect(error: unknown): boolean {
+  return DISCONNECTED.some((Class) => isInstance(error, Class));
+}
+
+const DISCONNECTED = [
+  Deno.errors.ConnectionReset,
+  Deno.errors.UnexpectedEof,
+  Deno.errors.BrokenPipe,
+  Deno.errors.NotConnected,
+  Deno.errors.ConnectionAborted,
+  Deno.errors.BadResource,
+];

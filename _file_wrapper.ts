@@ -2,7 +2,8 @@
 // connection to the loop (read(p)/write(p)/close()), as Python's
 // asyncore.file_wrapper makes a descriptor look like a socket.
 
-import { nextFileno } from "./_channel.ts";
+import { nextFileno } from "./_fileno.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
 
 /** A Deno reader/writer: `Deno.FsFile`, `Deno.stdin`, `Deno.stdout`, … */
 export interface FileHandle {
@@ -176,14 +177,12 @@ export class FileWrapper {
     this.#fd = -1;
     const handle = this.#handle;
     this.#handle = null;
-    try {
-      handle?.close?.();
-    } catch {
-      // already closed by its owner
+    if (typeof handle?.close === "function") {
+      closeQuietly(handle as { close(): void });
     }
-    this.#reader?.cancel().catch(() => {});
+    this.#reader?.cancel().catch(ignore);
     this.#reader = null;
-    this.#writer?.close().catch(() => {});
+    this.#writer?.close().catch(ignore);
     this.#writer = null;
     this.#leftover = null;
   }

@@ -3,7 +3,8 @@
 // It is also a `Deno.Conn`, so code written for the raw connection (and
 // `handle_accepted(sock: Deno.Conn)` overrides) keeps working.
 
-import { nextFileno } from "./_channel.ts";
+import { nextFileno } from "./_fileno.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
 import type { FileWrapper } from "./_file_wrapper.ts";
 import {
   type Address,
@@ -389,7 +390,7 @@ export class SocketObject implements Deno.Conn {
       );
     }
     // A peer already gone makes this reject; the next read reports it.
-    raw.closeWrite().catch(() => {});
+    raw.closeWrite().catch(ignore);
   }
 
   /**
@@ -577,11 +578,7 @@ export class SocketObject implements Deno.Conn {
     const raw = this.#raw;
     if (raw === null) return;
     this.#closed = true;
-    try {
-      raw.close();
-    } catch {
-      // already closed: closing is idempotent
-    }
+    closeQuietly(raw);
   }
 
   /** Closes the resource: `using sock = …` works. */

@@ -11,3 +11,15 @@ export interface Stream {
 export function isTlsConn(stream: Stream): stream is Deno.TlsConn {
   return typeof (stream as Partial<Deno.TlsConn>).handshake === "function";
 }
+
+/** Turns Nagle off on TCP connections (Deno leaves it on). */
+export function setNoDelay(conn: unknown, noDelay = true): void {
+  const tcp = conn as Partial<Deno.TcpConn>;
+  if (typeof tcp.setNoDelay === "function") {
+    try {
+      tcp.setNoDelay(noDelay);
+    } catch {
+      // a connection reset before we got here: the first read reports it
+    }
+  }
+}

@@ -24,7 +24,9 @@
  */
 
 import { isAcceptStall } from "./_accept.ts";
-import { Channel, isDisconnect, kChannel, setNoDelay } from "./_channel.ts";
+import { Channel, kChannel } from "./_channel.ts";
+import { closeQuietly, ignore } from "./_quiet.ts";
+import { setNoDelay } from "./_stream.ts";
 import type { ConnectTarget } from "./_connect.ts";
 import type { Stream } from "./_stream.ts";
 import {
@@ -38,6 +40,7 @@ import {
   bindError,
   describeError,
   formatAddress,
+  isDisconnect,
   isInstance,
   kindOf,
 } from "./_errors.ts";
@@ -721,7 +724,7 @@ export class Dispatcher {
       throw error;
     });
     // Failures reach handle_error() through the connection too.
-    done.catch(() => {});
+    done.catch(ignore);
     return done;
   }
 
@@ -1273,11 +1276,7 @@ export class Dispatcher {
         return fail(obj, error);
       }
     }
-    try {
-      conn.close();
-    } catch {
-      // the hook closed it already
-    }
+    closeQuietly(conn); // the hook may have closed it already
     this.#logError(
       error,
       `accepted connection from ${

@@ -26,8 +26,8 @@
  */
 
 import { ACCEPT_AHEAD } from "./_accept.ts";
-import { type Channel, isDisconnect, kChannel } from "./_channel.ts";
-import { isInstance, kindOf, STR_FAILED } from "./_errors.ts";
+import { type Channel, kChannel } from "./_channel.ts";
+import { isDisconnect, isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { isThenable, route, settle, settleError } from "./_routing.ts";
 import {
   ExitNow,
