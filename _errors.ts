@@ -1,4 +1,5 @@
-// Error helpers shared by dispatcher.ts and _channel.ts.
+// Error helpers: messages that name an address, checks that are safe for any
+// thrown value, and which errors mean the peer is gone.
 
 import type { Address } from "./socket.ts";
 
