@@ -24,6 +24,8 @@ import { formatHotspots, hotspots } from "./_profile.ts";
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const LOADGEN_SRC = `${ROOT}bench/loadgen.c`;
 const LOADGEN = `${ROOT}bench/loadgen/loadgen`;
+/** The project's server under test (every entry that runs it uses this). */
+const ECHO_SERVER = `${ROOT}examples/echo_server.ts`;
 const BASE = "raw_deno";
 // Where raw Deno's msgs/s come from a hot set served while others wait
 // (fairness below FAIR), raw Deno with capped ticks is the fair baseline.
@@ -138,7 +140,7 @@ const FAIR_TICKS = { DENO_TOKIO_MAX_IO_EVENTS_PER_TICK: "128" };
 const SERVERS: Record<string, ServerSpec> = {
   asyncore: {
     label: "asyncore",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", ECHO_SERVER, "0"],
     workers: true,
   },
   raw_deno: {
@@ -150,7 +152,7 @@ const SERVERS: Record<string, ServerSpec> = {
   // fair service at some cost in throughput (see the README on fairness).
   asyncore_fair: {
     label: "asyncore, capped ticks",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}examples/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", ECHO_SERVER, "0"],
     env: FAIR_TICKS,
     workers: true,
   },
@@ -170,7 +172,7 @@ const SERVERS: Record<string, ServerSpec> = {
       "run",
       "-A",
       "--v8-flags=--max-semi-space-size=4",
-      `${ROOT}examples/echo_server.ts`,
+      ECHO_SERVER,
       "0",
     ],
     workers: true,
