@@ -19,7 +19,7 @@
  */
 
 import { fairnessChart, type Series } from "./_chart.ts";
-import { formatHotspots, hotspots } from "./_profile.ts";
+import { formatSummary, summarize } from "./_profile.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const LOADGEN_SRC = `${ROOT}bench/loadgen.c`;
@@ -683,14 +683,14 @@ async function measure(
 // The profile is written when the server exits; a server that is not a Deno
 // program has none.
 async function reportProfile(dir: string, tag: string): Promise<void> {
-  let spots;
+  let summary;
   try {
-    spots = await hotspots(dir, 12);
+    summary = await summarize(dir, 12);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
     throw error;
   }
-  const text = formatHotspots(spots);
+  const text = formatSummary(summary);
   await Deno.writeTextFile(`${dir}/hotspots.txt`, `${text}\n`);
   console.log(`${tag}: self time by function (${dir})\n${text}`);
 }
