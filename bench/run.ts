@@ -1154,7 +1154,7 @@ async function writeReport(
     fairnessChart(
       series,
       "Messages served per connection: ping-pong, 1000 connections",
-      `${o.dur} s timed; fairness = the least served connection's count / the median one's; each server's median-fairness run of ${runs}`,
+      `${o.dur} s timed; of ${runs} run(s), each server's with the median fairness (least served / median connection)`,
     ),
   );
   console.log(`fairness chart: ${o.svg}`);
