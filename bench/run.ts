@@ -1110,6 +1110,14 @@ function table(records: Measurement[], o: Options): string {
     }`;
 }
 
+// The chart's colors stay with their servers from one run to the next.
+const COLORS: Record<string, string> = {
+  [BASE]: "#c0392b",
+  asyncore: "#1f6fb2",
+  [FAIR_BASE]: "#7f8c8d",
+  asyncore_fair: "#27ae60",
+};
+
 /**
  * Messages per connection at pp1000, one line per server: its counted run
  * with the median fairness.
@@ -1130,6 +1138,7 @@ function fairnessSeries(records: Measurement[], o: Options): Series[] {
         format(Number(pick.result!.msgs_per_s), 0)
       } msgs/s (run ${pick.run})`,
       counts: pick.perConnection!,
+      ...(server in COLORS ? { color: COLORS[server]! } : {}),
     }];
   });
 }
