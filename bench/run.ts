@@ -218,7 +218,8 @@ const USAGE = `usage: deno task bench [options]
   --profile          record a CPU profile of each Deno server (deno --cpu-prof)
                      and print its hottest functions; profiling slows the
                      servers, so compare such runs only with each other
-  --table FILE       print the table of an earlier run's results.json again
+  --table FILE       print the table of an earlier run's results.json again,
+                     or of a results.txt (also ../shared/bench/run.sh's)
                      (and write --markdown and --svg from it)
   --markdown FILE    write the markdown table to FILE too (env MARKDOWN; it
                      is always written to the --out directory as table.md)
@@ -1265,9 +1266,42 @@ async function cpuBusy(ms: number): Promise<number> {
   return total1 > total0 ? 100 * (busy1 - busy0) / (total1 - total0) : 0;
 }
 
-/** Prints the table of an earlier run again, from its results.json. */
+/**
+ * The measurements in a results.txt: one `run=N server=S scenario=X RESULT
+ * k=v ...` line each, as this harness and ../shared/bench/run.sh write them.
+ */
+function parseResultLines(text: string): Measurement[] {
+  return text.split("\n").flatMap((line) => {
+    const at = line.indexOf(" RESULT ");
+    if (line.startsWith("#") || at < 0) return [];
+    const head = Object.fromEntries(
+      line.slice(0, at).split(/\s+/).map((pair) => pair.split("=", 2)),
+    );
+    const result = parseResult(line.slice(at + 1));
+    if (!head.run || !head.server || !head.scenario) return [];
+    return [{
+      run: Number(head.run),
+      server: head.server,
+      scenario: head.scenario,
+      result,
+      ...(result?.error ? { error: result.error } : {}),
+    }];
+  });
+}
+
+/**
+ * Prints the table of an earlier run again, from its results.json, or from
+ * a results.txt (this harness's or ../shared/bench/run.sh's: no chart then).
+ */
 async function retabulate(o: Options, path: string): Promise<void> {
-  const records = JSON.parse(await Deno.readTextFile(path)) as Measurement[];
+  const text = await Deno.readTextFile(path);
+  const json = path.endsWith(".json");
+  const records = json
+    ? JSON.parse(text) as Measurement[]
+    : parseResultLines(text);
+  if (records.length === 0) {
+    throw new Error(`Cannot tabulate ${path}: it holds no results`);
+  }
   const seen = (key: "server" | "scenario"): string[] => [
     ...new Set(records.map((r) => r[key])),
   ];
@@ -1281,24 +1315,33 @@ async function retabulate(o: Options, path: string): Promise<void> {
   ];
   o.scenarios = seen("scenario").filter((s) => s in SCENARIOS);
   o.runs = Math.max(...records.map((r) => r.run));
-  // The machine and the timing are in the header of results.txt beside it.
+  // The machine and the timing are in the header of results.txt (beside a
+  // results.json); run.sh's header gives no machine.
   let about = "see results.txt";
   try {
     const dir = path.slice(0, path.lastIndexOf("/") + 1);
-    const head = await Deno.readTextFile(`${dir}results.txt`);
+    const head = json ? await Deno.readTextFile(`${dir}results.txt`) : text;
     about = /^# \S+ (.+); cpu busy/m.exec(head)?.[1] ?? about;
-    o.dur = Number(/ dur=([\d.]+)/.exec(head)?.[1] ?? o.dur);
+    o.dur = Number(/\bdur=([\d.]+)/i.exec(head)?.[1] ?? o.dur);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const markdown = report(records, o, about);
+  const order = records.some((r) => r.result?.noise_cpu_pct !== undefined)
+    ? undefined
+    : "the order of ../shared/bench/run.sh (each server's scenarios in a row, no check for other programs' CPU use)";
+  const markdown = report(records, o, about, order);
   console.log(markdown);
   await writeReport(records, o, markdown);
 }
 
-function report(records: Measurement[], o: Options, about: string): string {
+function report(
+  records: Measurement[],
+  o: Options,
+  about: string,
+  order = "the servers taking turns within each scenario and run",
+): string {
   return [
-    `${o.runs} run(s), ${o.dur} s timed each, the servers taking turns within each scenario and run.`,
+    `${o.runs} run(s), ${o.dur} s timed each, ${order}.`,
     `Higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s.`,
     `Machine: ${about}.`,
     "",
