@@ -572,6 +572,8 @@ interface Measurement {
   clientCore?: number | null;
   /** Ping-pong: messages each connection completed, least first. */
   perConnection?: number[];
+  /** How many times it was measured (again while others used the cpus). */
+  attempts?: number;
 }
 
 function parseResult(text: string): Result | null {
@@ -1199,16 +1201,17 @@ async function measureQuietly(
 ): Promise<Measurement> {
   await settle();
   let record = await measure(o, pins, runNumber, server, scenario, 1);
-  for (let attempt = 2; attempt <= o.retries + 1; attempt++) {
+  let attempts = 1;
+  while (attempts <= o.retries) {
     const noise = noiseOf(record);
     if (noise <= o.maxNoise) break;
     console.log(
       `${label(record, o)} other programs used ${noise}% cpu: measuring again`,
     );
     await settle();
-    record = await measure(o, pins, runNumber, server, scenario, attempt);
+    record = await measure(o, pins, runNumber, server, scenario, ++attempts);
   }
-  return record;
+  return { ...record, attempts };
 }
 
 function label(record: Measurement, o: Options): string {
@@ -1390,6 +1393,7 @@ async function main(): Promise<void> {
   const resultsPath = `${o.out}/results.txt`;
   await Deno.writeTextFile(resultsPath, `${header}\n`);
   const records: Measurement[] = [];
+  const started = performance.now();
   for (let i = 1; i <= o.runs; i++) {
     // Servers take turns within each scenario, in alternate order from one
     // run to the next, so drift in the machine's speed hits them alike.
@@ -1417,7 +1421,12 @@ async function main(): Promise<void> {
   }
   const markdown = report(records, o, about);
   await Deno.writeTextFile(`${o.out}/table.md`, `${markdown}\n`);
-  console.log(`\n${markdown}\n\nraw results: ${resultsPath}`);
+  const again = records.reduce((n, r) => n + (r.attempts ?? 1) - 1, 0);
+  console.log(
+    `\n${markdown}\n\n${records.length} measurements (${again} more while other programs used the cpus) in ${
+      ((performance.now() - started) / 60_000).toFixed(1)
+    } min\nraw results: ${resultsPath}`,
+  );
   await writeReport(records, o, markdown);
 }
 
