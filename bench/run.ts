@@ -8,8 +8,12 @@
  *                     [--servers a,b] [--anchors]
  *
  * Every (server, scenario) pair gets a fresh server process pinned to one core
- * (`taskset`), the load generator runs on another, and the table shows the
- * median over the runs with ratios to raw Deno. The `cores1`/`cores2`
+ * (`taskset`), the load generator runs on another, and the servers take turns
+ * within each scenario and run. The tables show medians over the runs and,
+ * against raw Deno and raw Deno with capped ticks, the median of per-run
+ * ratios with their range; the first gives the server's CPU time per unit
+ * of work, which a saturated load generator (flagged) does not distort. A
+ * chart of messages per connection at pp1000 goes to `--svg`. The `cores1`/`cores2`
  * scenarios run the server as 1 and 2 processes sharing the port
  * (`--workers`), to show how it scales with cores; that needs a third core
  * for the load generator. Run `--help` for every
