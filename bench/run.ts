@@ -13,11 +13,10 @@
  * against raw Deno and raw Deno with capped ticks, the median of per-run
  * ratios with their range; the first gives the server's CPU time per unit
  * of work, which a saturated load generator (flagged) does not distort. A
- * chart of messages per connection at pp1000 goes to `--svg`. The `cores1`/`cores2`
- * scenarios run the server as 1 and 2 processes sharing the port
- * (`--workers`), to show how it scales with cores; that needs a third core
- * for the load generator. Run `--help` for every
- * option.
+ * chart of messages per connection at pp1000 goes to `--svg`. The
+ * `cores1`/`cores2` scenarios run the server as 1 and 2 processes sharing
+ * the port (`--workers`), to show how it scales with cores; that needs a
+ * third core for the load generator. Run `--help` for every option.
  *
  * @module
  */
