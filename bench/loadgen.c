@@ -31,6 +31,9 @@
  * noise_cpu_pct: CPU time that neither the server nor the load generator
  * used, i.e. other programs that shared the machine during the window.
  *
+ * In pingpong mode a CONN_MSGS line lists the messages each connection
+ * completed in the timed window, least first (fairness, charted by run.ts).
+ *
  * The last line printed is machine readable:
  *   RESULT mode=pingpong conns=100 size=64 msgs_per_s=... p50_us=... p99_us=...
  */
@@ -780,6 +783,10 @@ int main(int argc, char **argv) {
       if (cs[i].seq != (uint32_t)i * 37u) pc[npc++] = cs[i].done; /* connections that ran */
     qsort(pc, npc, sizeof *pc, cmp_u64);
     uint64_t pc_min = npc ? pc[0] : 0, pc_med = npc ? pc[npc / 2] : 0, pc_max = npc ? pc[npc - 1] : 0;
+    /* every connection's count, least served first: bench/run.ts charts it */
+    fputs("CONN_MSGS", stdout);
+    for (size_t i = 0; i < npc; i++) printf(" %llu", (unsigned long long)pc[i]);
+    putchar('\n');
     free(pc);
     printf("%llu messages in %.2f s: %.0f msgs/s, latency p50 %.1f us p99 %.1f us p99.9 %.1f us max %.1f us\n",
            (unsigned long long)n_msgs, secs, rate, p50, p99, p999, mx);

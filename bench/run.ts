@@ -8,21 +8,27 @@
  *                     [--servers a,b] [--anchors]
  *
  * Every (server, scenario) pair gets a fresh server process pinned to one core
- * (`taskset`), the load generator runs on another, and the table shows the
- * median over the runs with ratios to raw Deno. The `cores1`/`cores2`
- * scenarios run the server as 1 and 2 processes sharing the port
- * (`--workers`), to show how it scales with cores; that needs a third core
- * for the load generator. Run `--help` for every
- * option.
+ * (`taskset`), the load generator runs on another, and the servers take turns
+ * within each scenario and run. The tables show medians over the runs and,
+ * against raw Deno and raw Deno with capped ticks, the median of per-run
+ * ratios with their range; the first gives the server's CPU time per unit
+ * of work, which a saturated load generator (flagged) does not distort. A
+ * chart of messages per connection at pp1000 goes to `--svg`. The
+ * `cores1`/`cores2` scenarios run the server as 1 and 2 processes sharing
+ * the port (`--workers`), to show how it scales with cores; that needs a
+ * third core for the load generator. Run `--help` for every option.
  *
  * @module
  */
 
-import { formatHotspots, hotspots } from "./_profile.ts";
+import { fairnessChart, type Series } from "./_chart.ts";
+import { formatSummary, summarize } from "./_profile.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const LOADGEN_SRC = `${ROOT}bench/loadgen.c`;
 const LOADGEN = `${ROOT}bench/loadgen/loadgen`;
+/** The project's server under test (every entry that runs it uses this). */
+const ECHO_SERVER = `${ROOT}bench/echo_server.ts`;
 const BASE = "raw_deno";
 // Where raw Deno's msgs/s come from a hot set served while others wait
 // (fairness below FAIR), raw Deno with capped ticks is the fair baseline.
@@ -47,6 +53,10 @@ interface Options {
   table: string | undefined;
   /** Record and rank a CPU profile of each Deno server. */
   profile: boolean;
+  /** Where the pp1000 fairness chart goes; "" for nowhere. */
+  svg: string;
+  /** Where the markdown table goes too, if anywhere. */
+  markdown: string | undefined;
 }
 
 interface Scenario {
@@ -133,7 +143,7 @@ const FAIR_TICKS = { DENO_TOKIO_MAX_IO_EVENTS_PER_TICK: "128" };
 const SERVERS: Record<string, ServerSpec> = {
   asyncore: {
     label: "asyncore",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", ECHO_SERVER, "0"],
     workers: true,
   },
   raw_deno: {
@@ -145,7 +155,7 @@ const SERVERS: Record<string, ServerSpec> = {
   // fair service at some cost in throughput (see docs/design.md on fairness).
   asyncore_fair: {
     label: "asyncore, capped ticks",
-    argv: [Deno.execPath(), "run", "-A", `${ROOT}bench/echo_server.ts`, "0"],
+    argv: [Deno.execPath(), "run", "-A", ECHO_SERVER, "0"],
     env: FAIR_TICKS,
     workers: true,
   },
@@ -165,7 +175,7 @@ const SERVERS: Record<string, ServerSpec> = {
       "run",
       "-A",
       "--v8-flags=--max-semi-space-size=4",
-      `${ROOT}bench/echo_server.ts`,
+      ECHO_SERVER,
       "0",
     ],
     workers: true,
@@ -195,10 +205,11 @@ const USAGE = `usage: deno task bench [options]
   --scenarios LIST   comma separated, from ${Object.keys(SCENARIOS).join(",")}
                      (env SCENARIOS, default all)
   --servers LIST     comma separated, from ${Object.keys(SERVERS).join(",")}
-                     (env SERVERS, default asyncore,raw_deno)
-  --anchors          add both Deno servers with the runtime capped at 128 I/O
-                     events per tick ("capped ticks"), and python3 asyncore and
-                     node net when present, to --servers (env ANCHORS=1)
+                     (env SERVERS, default asyncore,raw_deno,raw_deno_fair)
+  --anchors          add the project's server with the runtime capped at 128
+                     I/O events per tick ("capped ticks"), and python3
+                     asyncore and node net when present, to --servers
+                     (env ANCHORS=1)
   --add NAME=CMD     measure another server too (repeatable): a .ts/.js file run
                      with deno run -A, or a command; it gets "0" as last argument
                      (the port) and must print "listening on HOST:PORT"
@@ -210,7 +221,14 @@ const USAGE = `usage: deno task bench [options]
   --profile          record a CPU profile of each Deno server (deno --cpu-prof)
                      and print its hottest functions; profiling slows the
                      servers, so compare such runs only with each other
-  --table FILE       print the table of an earlier run's results.json again
+  --table FILE       print the table of an earlier run's results.json again,
+                     or of a results.txt (also ../shared/bench/run.sh's)
+                     (and write --markdown and --svg from it)
+  --markdown FILE    write the markdown table to FILE too (env MARKDOWN; it
+                     is always written to the --out directory as table.md)
+  --svg FILE         where the chart of messages per connection at pp1000
+                     goes (env SVG, default bench/results/fairness.svg;
+                     "" for none)
   --out DIR          where raw results go (env OUT,
                      default $TMPDIR/asyncore-bench/<timestamp>)
 `;
@@ -238,6 +256,8 @@ function parseOptions(args: string[]): Options {
     "out",
     "table",
     "profile",
+    "markdown",
+    "svg",
   ];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
@@ -283,7 +303,11 @@ function parseOptions(args: string[]): Options {
     }
     return items;
   };
-  const servers = list("servers", Object.keys(SERVERS), ["asyncore", BASE]);
+  const servers = list("servers", Object.keys(SERVERS), [
+    "asyncore",
+    BASE,
+    FAIR_BASE,
+  ]);
   for (const name of [...(anchors ? ANCHORS : []), ...added]) {
     if (!servers.includes(name)) servers.push(name);
   }
@@ -307,6 +331,8 @@ function parseOptions(args: string[]): Options {
     retries: Math.floor(num("retries", 2, 0)),
     table: flags.get("table"),
     profile: get("profile") === "1",
+    svg: get("svg") ?? `${ROOT}bench/results/fairness.svg`,
+    markdown: get("markdown"),
     out: get("out") ??
       `${env("TMPDIR") ?? "/tmp"}/asyncore-bench/${stamp}`,
   };
@@ -545,6 +571,12 @@ interface Measurement {
   scenario: string;
   result: Result | null;
   error?: string;
+  /** The core the load generator was pinned to; `null`: not pinned. */
+  clientCore?: number | null;
+  /** Ping-pong: messages each connection completed, least first. */
+  perConnection?: number[];
+  /** How many times it was measured (again while others used the cpus). */
+  attempts?: number;
 }
 
 function parseResult(text: string): Result | null {
@@ -556,6 +588,11 @@ function parseResult(text: string): Result | null {
     if (eq > 0) result[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return result;
+}
+
+function parseConnectionCounts(text: string): number[] | undefined {
+  const line = text.split("\n").find((l) => l.startsWith("CONN_MSGS"));
+  return line?.split(/\s+/).slice(1).filter((w) => w !== "").map(Number);
 }
 
 // The cores scenarios: the server on cores 0..N-1 and the load generator on
@@ -634,6 +671,8 @@ async function measure(
   const text = out === null ? "" : out.stdout + out.stderr;
   await Deno.writeTextFile(`${o.out}/logs/${tag}.loadgen.log`, text);
   const result = parseResult(text);
+  const perConnection = parseConnectionCounts(text);
+  const clientCore = clientPin.at(-1);
   return {
     run: runNumber,
     server: name,
@@ -642,20 +681,22 @@ async function measure(
     ...(result === null
       ? { error: "the load generator printed no RESULT" }
       : {}),
+    clientCore: clientCore === undefined ? null : Number(clientCore),
+    ...(perConnection === undefined ? {} : { perConnection }),
   };
 }
 
 // The profile is written when the server exits; a server that is not a Deno
 // program has none.
 async function reportProfile(dir: string, tag: string): Promise<void> {
-  let spots;
+  let summary;
   try {
-    spots = await hotspots(dir, 12);
+    summary = await summarize(dir, 12);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return;
     throw error;
   }
-  const text = formatHotspots(spots);
+  const text = formatSummary(summary);
   await Deno.writeTextFile(`${dir}/hotspots.txt`, `${text}\n`);
   console.log(`${tag}: self time by function (${dir})\n${text}`);
 }
@@ -694,18 +735,31 @@ function fairness(r: Result): number | null {
   return Number(r.msgs_per_s) > 0 ? 0 : null;
 }
 
-function cpuPerMessage(r: Result): number | null {
-  const cpu = Number(r.srv_cpu_pct);
-  const rate = Number(r.msgs_per_s);
-  return cpu >= 0 && rate > 0 ? cpu / 100 / rate * 1e6 : null;
+// Server CPU time per unit of work (microseconds): what the server spends,
+// which a saturated load generator cannot hide the way it hides a rate.
+function cpuPer(
+  rateKey: string,
+  unitsPerRate = 1,
+): (r: Result) => number | null {
+  return (r) => {
+    const cpu = Number(r.srv_cpu_pct);
+    const rate = Number(r[rateKey]) * unitsPerRate;
+    return cpu >= 0 && rate > 0 ? cpu / 100 / rate * 1e6 : null;
+  };
 }
+
+const CPU_PER_MESSAGE: Metric = {
+  label: "server CPU µs/msg",
+  digits: 1,
+  value: cpuPer("msgs_per_s"),
+};
 
 const PINGPONG: Metric[] = [
   { label: "msgs/s", digits: 0, value: field("msgs_per_s") },
   { label: "p50 µs", digits: 0, value: field("p50_us") },
   { label: "p99 µs", digits: 0, value: field("p99_us") },
   { label: "max µs", digits: 0, value: field("max_us") },
-  { label: "server CPU µs/msg", digits: 1, value: cpuPerMessage },
+  CPU_PER_MESSAGE,
 ];
 
 const FAIRNESS: Metric = {
@@ -715,11 +769,31 @@ const FAIRNESS: Metric = {
   value: fairness,
 };
 
+/** The headline cost of each scenario that has one (idle has no load). */
+const COST: Record<string, Metric> = {
+  pp1: CPU_PER_MESSAGE,
+  pp100: CPU_PER_MESSAGE,
+  pp1000: CPU_PER_MESSAGE,
+  // MiB/s × 16 = 64 KiB chunks/s: the chunk is bulk's message.
+  bulk: {
+    label: "server CPU µs/64 KiB",
+    digits: 1,
+    value: cpuPer("mib_per_s", 16),
+  },
+  churn: {
+    label: "server CPU µs/conn",
+    digits: 1,
+    value: cpuPer("conns_per_s"),
+  },
+  cores1: CPU_PER_MESSAGE,
+  cores2: CPU_PER_MESSAGE,
+};
+
 const METRICS: Record<string, Metric[]> = {
   pp1: PINGPONG,
   pp100: [...PINGPONG, FAIRNESS],
   pp1000: [...PINGPONG, FAIRNESS],
-  bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }],
+  bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }, COST.bulk!],
   idle: [
     { label: "KiB/conn", digits: 1, value: field("kb_per_conn") },
     { label: "setup s", digits: 2, value: field("setup_s") },
@@ -727,6 +801,7 @@ const METRICS: Record<string, Metric[]> = {
   churn: [
     { label: "conn/s", digits: 0, value: field("conns_per_s") },
     { label: "p99 µs", digits: 0, value: field("p99_us") },
+    COST.churn!,
   ],
   cores1: PINGPONG,
   cores2: PINGPONG,
@@ -735,6 +810,23 @@ const METRICS: Record<string, Metric[]> = {
 /** CPU% that other programs used while `record` was measured. */
 function noiseOf(record: Measurement): number {
   return Number(record.result?.noise_cpu_pct ?? 0);
+}
+
+// Above this busy% of its core, the load generator is the bottleneck (or
+// shares it): the rates then partly measure the client, the server's CPU
+// time per message does not.
+const SATURATED = 90;
+
+/** Busy% of the load generator's core over the timed window, if known. */
+function clientBusy(record: Measurement, o: Options): number | null {
+  // Results from before clientCore was recorded: the default pinning.
+  const core = record.clientCore !== undefined
+    ? record.clientCore
+    : SCENARIOS[record.scenario]?.workers
+    ? null
+    : o.clientCpu;
+  const busy = record.result?.core_busy_pct?.split("/")[core ?? -1];
+  return busy === undefined ? null : Number(busy);
 }
 
 /** Why a run does not count, or `null` when it does. */
@@ -779,7 +871,7 @@ function counted(
     if (noise <= o.maxNoise) continue;
     notes.push(
       `${record.server} ${record.scenario} run ${record.run}: other programs used ${noise}% cpu meanwhile${
-        quiet.length > 0 ? "; left out" : ""
+        quiet.length > 0 ? "; left out" : "; counted (no quiet run)"
       }`,
     );
   }
@@ -806,15 +898,15 @@ function values(runs: Measurement[], metric: Metric): number[] {
   );
 }
 
-// The ratio to raw Deno is the median of per-run ratios: each server's run i
-// against raw Deno's run i, measured seconds apart, so drift in the machine's
-// speed between runs cancels out.
-function ratio(
+// Each server's run i against the baseline's run i, measured seconds apart,
+// so drift in the machine's speed between runs cancels out; the table gives
+// the median of these ratios and their spread.
+function ratios(
   runs: Measurement[],
   base: Measurement[],
   metric: Metric,
-): number | null {
-  const ratios: number[] = [];
+): number[] {
+  const out: number[] = [];
   for (const run of runs) {
     const peer = base.find((b) => b.run === run.run);
     if (peer === undefined) continue;
@@ -822,9 +914,32 @@ function ratio(
     const reference = metric.value(peer.result!);
     if (value === null || reference === null) continue;
     if (reference <= (metric.minBase ?? 0)) continue;
-    ratios.push(value / reference);
+    out.push(value / reference);
   }
-  return median(ratios);
+  return out;
+}
+
+/** `0.98× [0.91–1.05]`: the median per-run ratio and its range. */
+function formatRatios(rs: number[]): string | null {
+  const mid = median(rs);
+  if (mid === null) return null;
+  if (rs.length < 2) return `${mid.toFixed(2)}×`;
+  return `${mid.toFixed(2)}× [${Math.min(...rs).toFixed(2)}–${
+    Math.max(...rs).toFixed(2)
+  }]`;
+}
+
+/** Median busy% of the client's core, and how many runs saturated it. */
+function clientCell(runs: Measurement[], o: Options): string {
+  const busy = runs.map((r) => clientBusy(r, o)).filter((b): b is number =>
+    b !== null
+  );
+  const mid = median(busy);
+  if (mid === null) return "-";
+  const hot = busy.filter((b) => b >= SATURATED).length;
+  return hot === 0
+    ? `${mid.toFixed(0)} %`
+    : `${mid.toFixed(0)} %, saturated in ${hot}/${busy.length}`;
 }
 
 // cores2 / cores1 msgs/s of each server that ran both (valid runs only).
@@ -845,34 +960,110 @@ function scaling(records: Measurement[], o: Options): string {
   return parts.length > 0 ? parts.join(", ") : "-";
 }
 
-function table(records: Measurement[], o: Options): string {
-  const servers = o.servers;
-  const head = ["scenario", "metric", ...servers.map((s) => SERVERS[s]!.label)];
-  const lines = [
-    `| ${head.join(" | ")} |`,
-    `| ${head.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
-  ];
-  const notes: string[] = [];
-  const fair: string[] = [];
+/** Each scenario's counted runs, by server; notes on the runs left out. */
+function countedRuns(
+  records: Measurement[],
+  o: Options,
+  notes: string[],
+): Map<string, Map<string, Measurement[]>> {
+  const byScenario = new Map<string, Map<string, Measurement[]>>();
   for (const scenario of o.scenarios) {
     const runs = new Map<string, Measurement[]>();
-    for (const server of servers) {
+    for (const server of o.servers) {
       const mine = records.filter((r) =>
         r.server === server && r.scenario === scenario
       );
       runs.set(server, mine.length > 0 ? counted(mine, o, notes) : []);
     }
+    byScenario.set(scenario, runs);
+  }
+  return byScenario;
+}
+
+// The headline: server CPU per unit of work in every scenario with a load,
+// against raw Deno and against raw Deno with capped ticks, one server a row.
+function costTable(
+  byScenario: Map<string, Map<string, Measurement[]>>,
+  o: Options,
+): string[] {
+  const fair = o.servers.includes(FAIR_BASE);
+  const head = [
+    "scenario",
+    "server",
+    "server CPU",
+    `× ${SERVERS[BASE]!.label}`,
+    ...(fair ? [`× ${SERVERS[FAIR_BASE]!.label}`] : []),
+    "client core busy",
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
+  ];
+  for (const [scenario, runs] of byScenario) {
+    const metric = COST[scenario];
+    if (metric === undefined) continue;
+    const unit = metric.label.replace("server CPU ", "");
+    for (const server of o.servers) {
+      const mine = runs.get(server)!;
+      if (mine.length === 0) continue;
+      const against = (base: string): string =>
+        server === base
+          ? "-"
+          : formatRatios(ratios(mine, runs.get(base) ?? [], metric)) ?? "-";
+      lines.push(
+        `| ${scenario} | ${SERVERS[server]!.label} | ${
+          format(median(values(mine, metric)), metric.digits)
+        } ${unit} | ${against(BASE)} | ${
+          fair ? `${against(FAIR_BASE)} | ` : ""
+        }${clientCell(mine, o)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+function table(records: Measurement[], o: Options): string {
+  const servers = o.servers;
+  const notes: string[] = [];
+  const byScenario = countedRuns(records, o, notes);
+  const head = ["scenario", "metric", ...servers.map((s) => SERVERS[s]!.label)];
+  const lines = [
+    `Server CPU per unit of work, lower is better: medians over the runs; × is the median of per-run ratios [lowest–highest]. Client core busy: the load generator's core; at ${SATURATED} % or more it is saturated, and the rates there partly measure the client, not the server.`,
+    "",
+    ...costTable(byScenario, o),
+    "",
+    "Every metric: medians over the runs, (× raw Deno, median of per-run ratios [lowest–highest]).",
+    "",
+    `| ${head.join(" | ")} |`,
+    `| ${head.map((_, i) => (i < 2 ? "---" : "---:")).join(" | ")} |`,
+  ];
+  const fair: string[] = [];
+  const saturated: string[] = [];
+  for (const [scenario, runs] of byScenario) {
     const base = runs.get(BASE);
     for (const metric of METRICS[scenario]!) {
       const cells = servers.map((server) => {
         const mine = runs.get(server)!;
         const text = format(median(values(mine, metric)), metric.digits);
         if (server === BASE || base === undefined) return text;
-        const r = ratio(mine, base, metric);
-        return r === null ? text : `${text} (${r.toFixed(2)}×)`;
+        const r = formatRatios(ratios(mine, base, metric));
+        return r === null ? text : `${text} (${r})`;
       });
       lines.push(`| ${scenario} | ${metric.label} | ${cells.join(" | ")} |`);
     }
+    if (COST[scenario] !== undefined) {
+      const cells = servers.map((server) => clientCell(runs.get(server)!, o));
+      lines.push(`| ${scenario} | client core busy | ${cells.join(" | ")} |`);
+    }
+    const hot = servers.flatMap((server) => {
+      const which = runs.get(server)!.filter((r) =>
+        (clientBusy(r, o) ?? 0) >= SATURATED
+      ).map((r) => r.run);
+      return which.length === 0
+        ? []
+        : [`${SERVERS[server]!.label} ${which.join(", ")}`];
+    });
+    if (hot.length > 0) saturated.push(`${scenario}: ${hot.join("; ")}`);
     const fairBase = runs.get(FAIR_BASE);
     const baseFairness = METRICS[scenario]!.includes(FAIRNESS) &&
         base !== undefined
@@ -881,14 +1072,19 @@ function table(records: Measurement[], o: Options): string {
     if (
       fairBase !== undefined && baseFairness !== null && baseFairness < FAIR
     ) {
+      const [rate, , p99] = PINGPONG;
       const parts = servers.filter((s) => s !== BASE && s !== FAIR_BASE)
         .flatMap((server) => {
-          const r = ratio(runs.get(server)!, fairBase, PINGPONG[0]!);
-          return r === null
+          const mine = runs.get(server)!;
+          const shown = [rate!, p99!, CPU_PER_MESSAGE].flatMap((metric) => {
+            const r = formatRatios(ratios(mine, fairBase, metric));
+            return r === null ? [] : [`${metric.label} ${r}`];
+          });
+          return shown.length === 0
             ? []
-            : [`${SERVERS[server]!.label} ${r.toFixed(2)}×`];
+            : [`${SERVERS[server]!.label} ${shown.join(", ")}`];
         });
-      if (parts.length > 0) fair.push(`${scenario} ${parts.join(", ")}`);
+      if (parts.length > 0) fair.push(`${scenario}: ${parts.join("; ")}`);
     }
   }
   lines.push("");
@@ -900,17 +1096,83 @@ function table(records: Measurement[], o: Options): string {
   }
   if (fair.length > 0) {
     lines.push(
-      `- where raw Deno's fairness is below ${FAIR}, msgs/s against ${
+      `- where raw Deno's fairness is below ${FAIR}, against ${
         SERVERS[FAIR_BASE]!.label
-      } (the fair baseline), run by run: ${fair.join("; ")}`,
+      } (the fair baseline), run by run: ${fair.join(". ")}`,
+    );
+  }
+  if (saturated.length > 0) {
+    lines.push(
+      `- runs whose load generator's core was saturated (≥ ${SATURATED} % busy): ${
+        saturated.join(". ")
+      }`,
     );
   }
   const text = lines.join("\n");
   return notes.length === 0
     ? text
-    : `${text}\n\nNot counted or with errors:\n${
+    : `${text}\n\nNot counted, disturbed or with errors:\n${
       notes.map((n) => `- ${n}`).join("\n")
     }`;
+}
+
+// The chart's colors stay with their servers from one run to the next.
+const COLORS: Record<string, string> = {
+  [BASE]: "#c0392b",
+  asyncore: "#1f6fb2",
+  [FAIR_BASE]: "#7f8c8d",
+  asyncore_fair: "#27ae60",
+};
+
+/**
+ * Messages per connection at pp1000, one line per server: its counted run
+ * with the median fairness.
+ */
+function fairnessSeries(records: Measurement[], o: Options): Series[] {
+  return o.servers.flatMap((server) => {
+    const runs = counted(
+      records.filter((r) => r.server === server && r.scenario === "pp1000"),
+      o,
+      [],
+    ).filter((r) => (r.perConnection?.length ?? 0) > 0);
+    if (runs.length === 0) return [];
+    const byFairness = runs.map((r) => [fairness(r.result!) ?? 0, r] as const)
+      .sort((a, b) => a[0] - b[0]);
+    const [fair, pick] = byFairness[(byFairness.length - 1) >> 1]!;
+    return [{
+      label: `${SERVERS[server]!.label}: fairness ${fair.toFixed(2)}, ${
+        format(Number(pick.result!.msgs_per_s), 0)
+      } msgs/s (run ${pick.run})`,
+      counts: pick.perConnection!,
+      ...(server in COLORS ? { color: COLORS[server]! } : {}),
+    }];
+  });
+}
+
+/** The markdown table and the fairness chart, where the options ask. */
+async function writeReport(
+  records: Measurement[],
+  o: Options,
+  markdown: string,
+): Promise<void> {
+  if (o.markdown !== undefined) {
+    await Deno.writeTextFile(o.markdown, `${markdown}\n`);
+    console.log(`table: ${o.markdown}`);
+  }
+  const series = fairnessSeries(records, o);
+  if (o.svg === "" || series.length === 0) return;
+  const dir = o.svg.slice(0, o.svg.lastIndexOf("/") + 1);
+  if (dir !== "") await Deno.mkdir(dir, { recursive: true });
+  const runs = Math.max(...records.map((r) => r.run));
+  await Deno.writeTextFile(
+    o.svg,
+    fairnessChart(
+      series,
+      "Messages served per connection: ping-pong, 1000 connections",
+      `${o.dur} s timed; of ${runs} run(s), each server's with the median fairness (least served / median connection)`,
+    ),
+  );
+  console.log(`fairness chart: ${o.svg}`);
 }
 
 // ---------------------------------------------------------------- main
@@ -942,16 +1204,17 @@ async function measureQuietly(
 ): Promise<Measurement> {
   await settle();
   let record = await measure(o, pins, runNumber, server, scenario, 1);
-  for (let attempt = 2; attempt <= o.retries + 1; attempt++) {
+  let attempts = 1;
+  while (attempts <= o.retries) {
     const noise = noiseOf(record);
     if (noise <= o.maxNoise) break;
     console.log(
       `${label(record, o)} other programs used ${noise}% cpu: measuring again`,
     );
     await settle();
-    record = await measure(o, pins, runNumber, server, scenario, attempt);
+    record = await measure(o, pins, runNumber, server, scenario, ++attempts);
   }
-  return record;
+  return { ...record, attempts };
 }
 
 function label(record: Measurement, o: Options): string {
@@ -1009,9 +1272,42 @@ async function cpuBusy(ms: number): Promise<number> {
   return total1 > total0 ? 100 * (busy1 - busy0) / (total1 - total0) : 0;
 }
 
-/** Prints the table of an earlier run again, from its results.json. */
+/**
+ * The measurements in a results.txt: one `run=N server=S scenario=X RESULT
+ * k=v ...` line each, as this harness and ../shared/bench/run.sh write them.
+ */
+function parseResultLines(text: string): Measurement[] {
+  return text.split("\n").flatMap((line) => {
+    const at = line.indexOf(" RESULT ");
+    if (line.startsWith("#") || at < 0) return [];
+    const head = Object.fromEntries(
+      line.slice(0, at).split(/\s+/).map((pair) => pair.split("=", 2)),
+    );
+    const result = parseResult(line.slice(at + 1));
+    if (!head.run || !head.server || !head.scenario) return [];
+    return [{
+      run: Number(head.run),
+      server: head.server,
+      scenario: head.scenario,
+      result,
+      ...(result?.error ? { error: result.error } : {}),
+    }];
+  });
+}
+
+/**
+ * Prints the table of an earlier run again, from its results.json, or from
+ * a results.txt (this harness's or ../shared/bench/run.sh's: no chart then).
+ */
 async function retabulate(o: Options, path: string): Promise<void> {
-  const records = JSON.parse(await Deno.readTextFile(path)) as Measurement[];
+  const text = await Deno.readTextFile(path);
+  const json = path.endsWith(".json");
+  const records = json
+    ? JSON.parse(text) as Measurement[]
+    : parseResultLines(text);
+  if (records.length === 0) {
+    throw new Error(`Cannot tabulate ${path}: it holds no results`);
+  }
   const seen = (key: "server" | "scenario"): string[] => [
     ...new Set(records.map((r) => r[key])),
   ];
@@ -1025,7 +1321,38 @@ async function retabulate(o: Options, path: string): Promise<void> {
   ];
   o.scenarios = seen("scenario").filter((s) => s in SCENARIOS);
   o.runs = Math.max(...records.map((r) => r.run));
-  console.log(table(records, o));
+  // The machine and the timing are in the header of results.txt (beside a
+  // results.json); run.sh's header gives no machine.
+  let about = "see results.txt";
+  try {
+    const dir = path.slice(0, path.lastIndexOf("/") + 1);
+    const head = json ? await Deno.readTextFile(`${dir}results.txt`) : text;
+    about = /^# \S+ (.+); cpu busy/m.exec(head)?.[1] ?? about;
+    o.dur = Number(/\bdur=([\d.]+)/i.exec(head)?.[1] ?? o.dur);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const order = records.some((r) => r.result?.noise_cpu_pct !== undefined)
+    ? undefined
+    : "the order of ../shared/bench/run.sh (each server's scenarios in a row, no check for other programs' CPU use)";
+  const markdown = report(records, o, about, order);
+  console.log(markdown);
+  await writeReport(records, o, markdown);
+}
+
+function report(
+  records: Measurement[],
+  o: Options,
+  about: string,
+  order = "the servers taking turns within each scenario and run",
+): string {
+  return [
+    `${o.runs} run(s), ${o.dur} s timed each, ${order}.`,
+    `Higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s.`,
+    `Machine: ${about}.`,
+    "",
+    table(records, o),
+  ].join("\n");
 }
 
 async function main(): Promise<void> {
@@ -1069,6 +1396,7 @@ async function main(): Promise<void> {
   const resultsPath = `${o.out}/results.txt`;
   await Deno.writeTextFile(resultsPath, `${header}\n`);
   const records: Measurement[] = [];
+  const started = performance.now();
   for (let i = 1; i <= o.runs; i++) {
     // Servers take turns within each scenario, in alternate order from one
     // run to the next, so drift in the machine's speed hits them alike.
@@ -1086,22 +1414,23 @@ async function main(): Promise<void> {
         await Deno.writeTextFile(resultsPath, `${resultLine(record)}\n`, {
           append: true,
         });
+        // After every measurement: an interrupted run can be tabulated.
+        await Deno.writeTextFile(
+          `${o.out}/results.json`,
+          JSON.stringify(records, null, 1),
+        );
       }
     }
   }
-  await Deno.writeTextFile(
-    `${o.out}/results.json`,
-    JSON.stringify(records, null, 1),
-  );
-  const markdown = [
-    `Medians of ${o.runs} run(s), ${o.dur} s timed each; ratio = median of server / raw Deno, run by run`,
-    `(higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s).`,
-    `Machine: ${about}.`,
-    "",
-    table(records, o),
-  ].join("\n");
+  const markdown = report(records, o, about);
   await Deno.writeTextFile(`${o.out}/table.md`, `${markdown}\n`);
-  console.log(`\n${markdown}\n\nraw results: ${resultsPath}`);
+  const again = records.reduce((n, r) => n + (r.attempts ?? 1) - 1, 0);
+  console.log(
+    `\n${markdown}\n\n${records.length} measurements (${again} more while other programs used the cpus) in ${
+      ((performance.now() - started) / 60_000).toFixed(1)
+    } min\nraw results: ${resultsPath}`,
+  );
+  await writeReport(records, o, markdown);
 }
 
 const SHOWN = new Set([
