@@ -688,7 +688,8 @@ export class Dispatcher {
    * rejects with its failure.
    * @throws {TypeError} If a `cert` or `key` is not a string, or the
    * connection is a Unix socket.
-   * @throws {Error} If there is no connection.
+   * @throws {Error} If there is no connection, or it is TLS already
+   * ("Cannot start TLS: the connection is already TLS").
    */
   start_tls(options?: TlsOptions | TlsServerOptions): Promise<void> {
     options ??= {};
@@ -698,6 +699,10 @@ export class Dispatcher {
     }
     if (typeof this.addr === "string") {
       throw new TypeError("Cannot start TLS: TLS needs a TCP connection");
+    }
+    // A Deno.TlsConn (implicit TLS) and an upgraded stream both have one.
+    if ("handshake" in channel.stream) {
+      throw new Error("Cannot start TLS: the connection is already TLS");
     }
     let settings: ServerTls | ClientTls;
     if ("cert" in options || "key" in options) {

@@ -162,6 +162,45 @@ Deno.test("Dispatcher.connect() with tls connects to the address and checks serv
   assert.deepEqual(client.errors, []);
 });
 
+Deno.test("Dispatcher.start_tls() on a connection that is already TLS throws", async () => {
+  using _ = closing();
+  const server = new TlsEchoServer();
+  const client = new LineChat();
+  client.create_socket();
+  client.connect(["127.0.0.1", portOf(server.getsockname())], {
+    tls: { caCerts: [CA], serverName: "localhost" },
+  });
+  client.push(bytes("over TLS\r\n"));
+  await loopUntil(() => client.lines.length > 0, { what: "the echo" });
+  assert.throws(
+    () => client.start_tls({ caCerts: [CA] }),
+    { message: "Cannot start TLS: the connection is already TLS" },
+  );
+  // After STARTTLS, too.
+  const [plain, peer] = await chatPair();
+  peer.onLine = async (line) => {
+    peer.push(bytes("220 go ahead\r\n"));
+    if (line === "STARTTLS") await peer.start_tls({ cert: CERT, key: KEY });
+  };
+  let upgraded = false;
+  plain.onLine = async () => {
+    await plain.start_tls({ caCerts: [CA], serverName: "localhost" });
+    upgraded = true;
+  };
+  plain.push(bytes("STARTTLS\r\n"));
+  await loopUntil(() => upgraded, { what: "the upgrade" });
+  assert.throws(
+    () => plain.start_tls({ caCerts: [CA], serverName: "localhost" }),
+    { message: "Cannot start TLS: the connection is already TLS" },
+  );
+  assert.throws(
+    () => peer.start_tls({ cert: CERT, key: KEY }),
+    { message: "Cannot start TLS: the connection is already TLS" },
+  );
+  assert.deepEqual(client.errors, []);
+  assert.deepEqual(plain.errors, []);
+});
+
 Deno.test("sends of one turn on a TLS connection go out in one write (Nagle stays on there)", async () => {
   using _ = closing();
   using listener = Deno.listenTls({
