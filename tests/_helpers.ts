@@ -261,3 +261,28 @@ export class EchoHandler extends DispatcherWithSend {
     this.close();
   }
 }
+
+const FIXTURES = new URL("./fixtures/", import.meta.url);
+/** The test CA's certificate (PEM), which signed the server's. */
+export const CA: string = Deno.readTextFileSync(
+  new URL("tls_ca.pem", FIXTURES),
+);
+/** The test server's certificate (PEM: localhost, 127.0.0.1, ::1). */
+export const CERT: string = Deno.readTextFileSync(
+  new URL("tls_server.pem", FIXTURES),
+);
+/** The test server's private key (PEM). */
+export const KEY: string = Deno.readTextFileSync(
+  new URL("tls_server.key", FIXTURES),
+);
+/** The path of the test CA's certificate, for Python peers. */
+export const CA_PATH: string = new URL("tls_ca.pem", FIXTURES).pathname;
+
+/** Runs `script` with `python3 -c`, its output piped. */
+export function python(script: string, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("python3", {
+    args: ["-c", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

@@ -6,20 +6,19 @@ import assert from "node:assert/strict";
 import { Dispatcher, loop, socket_map } from "../mod.ts";
 import {
   bytes,
+  CA,
+  CA_PATH,
+  CERT,
   closing,
   HAS_PYTHON,
+  KEY,
   loopbackPair,
   loopUntil,
   portOf,
+  python,
   text,
   writeAll,
 } from "./_helpers.ts";
-
-const FIXTURES = new URL("./fixtures/", import.meta.url);
-const CA = Deno.readTextFileSync(new URL("tls_ca.pem", FIXTURES));
-const CERT = Deno.readTextFileSync(new URL("tls_server.pem", FIXTURES));
-const KEY = Deno.readTextFileSync(new URL("tls_server.key", FIXTURES));
-const CA_PATH = new URL("tls_ca.pem", FIXTURES).pathname;
 
 /** What a handler saw: its errors and how often `handle_close()` ran. */
 interface Seen {
@@ -62,12 +61,30 @@ class TlsServer extends Dispatcher {
   }
 }
 
-function python(script: string, args: string[]): Deno.ChildProcess {
-  return new Deno.Command("python3", {
-    args: ["-c", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+/**
+ * A listener, TLS from the start (`bind({tls})`) or plain for STARTTLS
+ * (`start_tls()`), and a Python peer running `script` against it with the
+ * CA, the port and "implicit" or "starttls" as its arguments.
+ */
+function pythonPeer(kind: string, script: string): {
+  listener: Dispatcher;
+  child: Deno.ChildProcess;
+  implicit: boolean;
+} {
+  const implicit = kind === "bind({tls})";
+  const listener = new Dispatcher();
+  listener.create_socket();
+  listener.bind(
+    ["127.0.0.1", 0],
+    implicit ? { tls: { cert: CERT, key: KEY } } : {},
+  );
+  listener.listen(1);
+  const child = python(script, [
+    CA_PATH,
+    String(portOf(listener.getsockname())),
+    implicit ? "implicit" : "starttls",
+  ]);
+  return { listener, child, implicit };
 }
 
 const HANDSHAKE_FAILURE =
@@ -280,19 +297,7 @@ s.unwrap().close()`;
     for (const kind of ["bind({tls})", "start_tls()"]) {
       await t.step(kind, async () => {
         using _ = closing();
-        const implicit = kind === "bind({tls})";
-        const listener = new Dispatcher();
-        listener.create_socket();
-        listener.bind(
-          ["127.0.0.1", 0],
-          implicit ? { tls: { cert: CERT, key: KEY } } : {},
-        );
-        listener.listen(1);
-        const child = python(script, [
-          CA_PATH,
-          String(portOf(listener.getsockname())),
-          implicit ? "implicit" : "starttls",
-        ]);
+        const { listener, child, implicit } = pythonPeer(kind, script);
         listener.handle_accepted = (sock) => {
           listener.close();
           const server = new Dispatcher(sock);
@@ -344,19 +349,7 @@ print(plain.recv(100))`;
     for (const kind of ["bind({tls})", "start_tls()"]) {
       await t.step(kind, async () => {
         using _ = closing();
-        const implicit = kind === "bind({tls})";
-        const listener = new Dispatcher();
-        listener.create_socket();
-        listener.bind(
-          ["127.0.0.1", 0],
-          implicit ? { tls: { cert: CERT, key: KEY } } : {},
-        );
-        listener.listen(1);
-        const child = python(script, [
-          CA_PATH,
-          String(portOf(listener.getsockname())),
-          implicit ? "implicit" : "starttls",
-        ]);
+        const { listener, child, implicit } = pythonPeer(kind, script);
         const seen: Seen = { errors: [], closes: 0, reads: 0 };
         listener.handle_accepted = (sock) => {
           listener.close();

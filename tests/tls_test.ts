@@ -7,21 +7,20 @@ import assert from "node:assert/strict";
 import { AsyncChat, Dispatcher, DispatcherWithSend, SHUT_WR } from "../mod.ts";
 import {
   bytes,
+  CA,
+  CA_PATH,
+  CERT,
   closing,
   HAS_PYTHON,
+  KEY,
   loopbackPair,
   loopUntil,
   portOf,
+  python,
   readAll,
   text,
   writeAll,
 } from "./_helpers.ts";
-
-const FIXTURES = new URL("./fixtures/", import.meta.url);
-const CA = Deno.readTextFileSync(new URL("tls_ca.pem", FIXTURES));
-const CERT = Deno.readTextFileSync(new URL("tls_server.pem", FIXTURES));
-const KEY = Deno.readTextFileSync(new URL("tls_server.key", FIXTURES));
-const CA_PATH = new URL("tls_ca.pem", FIXTURES).pathname;
 
 class Echo extends DispatcherWithSend {
   static closed = 0;
@@ -88,14 +87,6 @@ async function chatPair(): Promise<[LineChat, LineChat]> {
   client.create_socket();
   client.connect(["127.0.0.1", listener.addr.port]);
   return [client, new LineChat(await accepted)];
-}
-
-function python(script: string, args: string[]): Deno.ChildProcess {
-  return new Deno.Command("python3", {
-    args: ["-c", script, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
 }
 
 Deno.test("Dispatcher.bind() with tls serves TLS to Deno's TLS client", async () => {
