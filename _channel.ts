@@ -66,7 +66,10 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   #smallReads = 0;
   /** Set once the error that ended the transport was handed out. */
   #failed = false;
-  /** Set once a TLS stream's handshake is done (or failed). */
+  /**
+   * Set once the stream needs no handshake before its reads: a TLS stream's
+   * is done (or failed), or the stream is not a `Deno.TlsConn` at all.
+   */
   #shaken = false;
   readonly #outbox: Outbox = new Outbox(this);
   /** A listener's accepted connections, once it accepts. */
@@ -88,7 +91,11 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     const stream = this.stream;
     if (stream !== null) {
       if (this.#in !== null || this.#eof || !this.wantRead) return;
-      if (!this.#shaken && isTlsConn(stream)) return this.#handshake(stream);
+      // Checked once per stream, not on every arm.
+      if (!this.#shaken) {
+        if (isTlsConn(stream)) return this.#handshake(stream);
+        this.#shaken = true;
+      }
       if (this.waker !== null && !this.waker.admit(this)) return;
       if (this.#buf.length !== this.#readSize) {
         this.#buf = this.#readSize === CHUNK_SIZE
