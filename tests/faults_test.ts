@@ -595,13 +595,20 @@ Deno.test("close_all() right after connect() cancels the connect", () => {
   assert.equal(d.connecting, false);
 });
 
-Deno.test("connect() while a connect is in flight throws and leaves one connection", async () => {
-  using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+// A listener, and a Probe whose connect() to it is in flight.
+function connectingProbe(): [Deno.TcpListener, Address, Probe] {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const address: Address = ["127.0.0.1", listener.addr.port];
   const probe = new Probe();
   probe.create_socket();
   probe.connect(address);
+  return [listener, address, probe];
+}
+
+Deno.test("connect() while a connect is in flight throws and leaves one connection", async () => {
+  using _cleanup = closing();
+  const [listener, address, probe] = connectingProbe();
+  using _listener = listener;
   assert.throws(() => probe.connect(address), {
     name: "Error",
     message: `Cannot connect: already connecting to 127.0.0.1:${address[1]}`,
@@ -617,11 +624,8 @@ Deno.test("connect() while a connect is in flight throws and leaves one connecti
 
 Deno.test("bind() while a connect is in flight throws, as Python's EINVAL", async () => {
   using _cleanup = closing();
-  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const address: Address = ["127.0.0.1", listener.addr.port];
-  const probe = new Probe();
-  probe.create_socket();
-  probe.connect(address);
+  const [listener, address, probe] = connectingProbe();
+  using _listener = listener;
   assert.throws(() => probe.bind(["127.0.0.1", 0]), {
     name: "Error",
     message: `Cannot bind: the socket is connecting to 127.0.0.1:${address[1]}`,
