@@ -12,7 +12,13 @@ import { Connect, type ConnectTarget } from "./_connect.ts";
 import { formatAddress, handshakeError, isDisconnect } from "./_errors.ts";
 import { Outbox, OUTBOX_MARK, POOLED, type Sending } from "./_outbox.ts";
 import { closeQuietly } from "./_quiet.ts";
-import { carve, CHUNK_SIZE, copyBytes, takeChunk } from "./_slab.ts";
+import {
+  carve,
+  CHUNK_SIZE,
+  copyBytes,
+  returnChunk,
+  takeChunk,
+} from "./_slab.ts";
 import { isTlsConn, setNoDelay, type Stream } from "./_stream.ts";
 import { Upgrade, type Upgrading, type Wrap } from "./_upgrade.ts";
 import type { Waker } from "./_waker.ts";
@@ -55,6 +61,11 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   readonly owner: O;
   /** The inbox: input read and not yet taken by `recv()`. */
   #in: Uint8Array | null = null;
+  /**
+   * Set while the inbox is a view of the read buffer, which the next read
+   * reuses: what `recv()` lends out of it must be a copy or the buffer itself.
+   */
+  #inBorrowed = false;
   #eof = false;
   #readShut = false;
   /** Set while a read, accept, handshake or upgrade holds the read side. */
@@ -98,6 +109,8 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
       }
       if (this.waker !== null && !this.waker.admit(this)) return;
       if (this.#buf.length !== this.#readSize) {
+        // Nothing else holds the old buffer: lending one gives it up.
+        returnChunk(this.#buf);
         this.#buf = this.#readSize === CHUNK_SIZE
           ? takeChunk()
           : carve(this.#readSize);
@@ -233,19 +246,53 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   /**
    * Up to `size` bytes from the inbox, or `null` at EOF or on a disconnect.
    * Throws `WouldBlock` when nothing has arrived, and any other read error.
+   * The bytes are the caller's to keep.
    */
   recv(size: number): Uint8Array | null {
-    const data = this.#in;
-    if (data !== null) {
-      if (size >= data.length) {
-        this.#in = null;
-        // Re-arm now, not at the next scan: bulk transfers need it.
-        if (this.wantRead) this.armRead();
-        return data;
-      }
-      this.#in = data.subarray(size);
-      return data.subarray(0, size);
+    let data = this.#in;
+    if (data === null) return this.#noInput();
+    if (this.#inBorrowed) {
+      // The next read reuses the buffer under the inbox. A large inbox keeps
+      // that buffer (the next read takes another); a small one is copied
+      // once, and its buffer stays for the next read.
+      this.#inBorrowed = false;
+      if (data.length > POOLED) this.#buf = EMPTY;
+      else data = copyBytes(data);
     }
+    if (size >= data.length) {
+      this.#consumed();
+      return data;
+    }
+    this.#in = data.subarray(size);
+    return data.subarray(0, size);
+  }
+
+  /**
+   * Copies up to `size` bytes from the inbox into `into` and returns the
+   * count, or `null` as {@linkcode recv} does. The read buffer then stays
+   * the channel's, so a stream read this way costs no allocation per read.
+   */
+  recvInto(into: Uint8Array, size: number): number | null {
+    const data = this.#in;
+    if (data === null) return this.#noInput();
+    if (size >= data.length) {
+      into.set(data);
+      this.#consumed();
+      return data.length;
+    }
+    into.set(data.subarray(0, size));
+    this.#in = data.subarray(size);
+    return size;
+  }
+
+  #consumed(): void {
+    this.#in = null;
+    this.#inBorrowed = false;
+    // Re-arm now, not at the next scan: bulk transfers need it.
+    if (this.wantRead) this.armRead();
+  }
+
+  #noInput(): null {
     if (this.#eof || this.closed || this.#failed) return null;
     const error = this.error;
     if (error !== null) {
@@ -253,7 +300,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
       throw error;
     }
     throw new Deno.errors.WouldBlock(
-      "Cannot recv: no data has arrived yet (call recv() from handle_read())",
+      "Cannot receive: no data has arrived yet (receive from handle_read())",
     );
   }
 
@@ -400,19 +447,12 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     if (n === null) return this.#reachEof();
     if (n === 0) return this.armRead();
     if (this.timeoutMs > 0) this.activeAt = performance.now();
-    // recv() hands out views that callers may keep. A read that filled
-    // most of a pooled chunk hands the chunk itself to the inbox, and the
-    // next read takes another from the pool, which the outbox refills as
-    // writes complete: an echo copies each byte once, not twice. A smaller
-    // read leaves a copy and keeps its buffer, so a short reply never pins
-    // a large one.
+    // The inbox is a view of the read buffer: no read is armed while it
+    // holds bytes, and recv() copies (or takes the buffer) only when it lends
+    // them out, so recvInto() copies each byte once and allocates nothing.
     const buf = this.#buf;
-    if (n > POOLED) {
-      this.#in = buf.subarray(0, n);
-      this.#buf = EMPTY;
-    } else {
-      this.#in = copyBytes(buf.subarray(0, n));
-    }
+    this.#in = buf.subarray(0, n);
+    this.#inBorrowed = true;
     // Grow at once when a read fills the buffer; shrink only after a run of
     // small reads, so sizes near a boundary do not flip-flop (each change
     // costs a new buffer).

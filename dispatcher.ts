@@ -870,10 +870,76 @@ export class Dispatcher {
     this.#raiseFailure();
     const data = channel.recv(size);
     if (data !== null) return data;
-    // An async handle_close() is not awaited (recv() returns now), but its
-    // rejection still reaches handle_error().
-    settle(this, this.handle_close());
+    this.#ended();
     return new Uint8Array(0);
+  }
+
+  /**
+   * Python's `socket.recv_into()`: copies up to `nbytes` received bytes into
+   * `buffer` and returns how many. Unlike {@linkcode recv}, it leaves the
+   * connection's read buffer with the connection, so a server that reads
+   * into one buffer of its own allocates nothing per read (bulk echo: see
+   * docs/benchmarks.md). At EOF, on a reset connection or after `close()`,
+   * calls `handle_close()` and returns 0.
+   *
+   * @example Echo through one scratch buffer
+   * ```ts
+   * import { DispatcherWithSend } from "@asyncore/asyncore";
+   *
+   * const scratch = new Uint8Array(65536);
+   * class Echo extends DispatcherWithSend {
+   *   override handle_read(): void {
+   *     const n = this.recv_into(scratch);
+   *     // send() copies what it takes, so the scratch is free again.
+   *     if (n > 0) this.send(scratch.subarray(0, n));
+   *   }
+   * }
+   * ```
+   *
+   * @param buffer Where the bytes go.
+   * @param nbytes The most bytes to copy; 0 (the default) for
+   * `buffer.length`.
+   * @returns The number of bytes copied, 0 once the connection has ended.
+   * @throws {TypeError} If `buffer` is not a `Uint8Array` or `nbytes` not a
+   * number.
+   * @throws {RangeError} If `buffer` is empty, or `nbytes` is negative, not
+   * an integer or more than `buffer.length`.
+   * @throws {Deno.errors.WouldBlock} If nothing has arrived yet.
+   */
+  recv_into(buffer: Uint8Array, nbytes = 0): number {
+    if (!(buffer instanceof Uint8Array)) {
+      throw new TypeError(
+        `Cannot recv_into: buffer must be a Uint8Array, got ${kindOf(buffer)}`,
+      );
+    }
+    if (typeof nbytes !== "number") {
+      throw new TypeError(
+        `Cannot recv_into: nbytes must be a number, got ${kindOf(nbytes)}`,
+      );
+    }
+    if (!Number.isInteger(nbytes) || nbytes < 0 || nbytes > buffer.length) {
+      throw new RangeError(
+        `Cannot recv_into: nbytes "${nbytes}" is not an integer from 0 to the buffer's length (${buffer.length})`,
+      );
+    }
+    if (buffer.length === 0) {
+      throw new RangeError(
+        "Cannot recv_into: buffer is empty (0 would read as the end of the stream)",
+      );
+    }
+    const channel = this.#ioFor("recv_into");
+    this.#raiseFailure();
+    const n = channel.recvInto(buffer, nbytes === 0 ? buffer.length : nbytes);
+    if (n !== null) return n;
+    this.#ended();
+    return 0;
+  }
+
+  // The connection ended under recv(): an async handle_close() is not
+  // awaited (recv() returns now), but its rejection still reaches
+  // handle_error().
+  #ended(): void {
+    settle(this, this.handle_close());
   }
 
   #ioFor(action: string): Channel<Dispatcher> {

@@ -44,6 +44,8 @@ import { serveUntilSignal } from "../examples/_serve.ts";
 /** Pending output above which a handler stops reading from its client. */
 export const HIGH_WATER = 1024 * 1024;
 
+const scratch = new Uint8Array(65536);
+
 /** Echoes what one client sends. */
 export class EchoHandler extends DispatcherWithSend {
   // Read only while the client takes its echoes. Above the outbox's 256 KiB
@@ -55,9 +57,12 @@ export class EchoHandler extends DispatcherWithSend {
   // Python's example takes 8192 bytes. Each handle_read() is one loop pass,
   // and one read brings up to 64 KiB, so taking it all at once spares the
   // passes that would consume it in slices (bulk echo: ~2.4x the throughput).
+  // recv_into() one scratch buffer, as a Python server would, because recv()
+  // hands out bytes the caller keeps: a fresh 64 KiB buffer per bulk read.
+  // send() copies what it takes, so one scratch serves every handler.
   override handle_read(): void {
-    const data = this.recv(65536);
-    if (data.length > 0) this.send(data);
+    const n = this.recv_into(scratch);
+    if (n > 0) this.send(scratch.subarray(0, n));
   }
 
   // A client that vanished is an ordinary event for a server: close quietly.
