@@ -118,6 +118,38 @@ Deno.test("recv() throws RangeError for a size that is not a positive integer, T
   assert.deepEqual(probe.events, []);
 });
 
+Deno.test("recv_into() names its bad argument: TypeError for a wrong type, RangeError for a bad count", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [probe, accepted] = await connectedProbe(listener);
+  using _peer = accepted;
+  const buffer = new Uint8Array(8);
+  for (const bad of [new ArrayBuffer(8), [1, 2], "abc", null]) {
+    assert.throws(
+      () => probe.recv_into(bad as unknown as Uint8Array),
+      { name: "TypeError", message: /recv_into: buffer must be a Uint8Array/ },
+    );
+  }
+  assert.throws(
+    () => probe.recv_into(buffer, "4" as unknown as number),
+    { name: "TypeError", message: /nbytes must be a number/ },
+  );
+  for (const nbytes of [-1, 1.5, 9, NaN]) {
+    assert.throws(
+      () => probe.recv_into(buffer, nbytes),
+      { name: "RangeError", message: /recv_into: nbytes/ },
+      String(nbytes),
+    );
+  }
+  assert.throws(() => probe.recv_into(new Uint8Array(0)), {
+    name: "RangeError",
+    message: /buffer is empty/,
+  });
+  // Nothing arrived yet: the same WouldBlock as recv().
+  assert.throws(() => probe.recv_into(buffer), Deno.errors.WouldBlock);
+  assert.deepEqual(probe.events, []);
+});
+
 Deno.test("send() and recv() without a socket throw instead of touching nothing", () => {
   const d = new Dispatcher();
   assert.throws(() => d.send(bytes("x")), /^Error: Cannot send/);
@@ -356,6 +388,28 @@ Deno.test("recv() at EOF calls handle_close() and returns an empty array", async
   await loopUntil(() => probe.events.includes("close"));
   assert.equal(data, "last words");
   assert.equal(empty, 1);
+  assert.deepEqual(probe.events, ["close"]);
+});
+
+Deno.test("recv_into() fills the buffer up to nbytes, then at EOF calls handle_close() once and returns 0", async () => {
+  using _cleanup = closing();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [probe, accepted] = await connectedProbe(listener);
+  await accepted.write(bytes("last words"));
+  accepted.close();
+  const buffer = new Uint8Array(16).fill(0x2e);
+  let data = "";
+  const counts: number[] = [];
+  probe.handle_read = () => {
+    const n = probe.recv_into(buffer, 3);
+    counts.push(n);
+    data += text(buffer.subarray(0, n));
+  };
+  await loopUntil(() => probe.events.includes("close"));
+  assert.equal(data, "last words");
+  assert.deepEqual(counts, [3, 3, 3, 1, 0]);
+  // Only the first nbytes bytes of the buffer are ever written.
+  assert.equal(text(buffer.subarray(3)), ".".repeat(13));
   assert.deepEqual(probe.events, ["close"]);
 });
 

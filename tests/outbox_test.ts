@@ -73,6 +73,47 @@ Deno.test("bytes recv() returned stay the caller's while later reads and echoes 
   assertPattern(concat(handler.kept), "kept");
 });
 
+Deno.test("recv_into() and recv() in turn echo intact, and what recv() returned stays the caller's", async () => {
+  using _cleanup = closing();
+  const [server, client] = await loopbackPair();
+  // recv() copies out of (or takes) the read buffer that recv_into() leaves
+  // with the connection: a view lent without either would change under the
+  // handler at the next read. Sizes cross the point where a read's buffer
+  // is lent whole (32 KiB) and where the read buffer grows.
+  const sizes = [7, 65536, 1000, 40_000, 3];
+  const scratch = new Uint8Array(65536);
+  const kept: [offset: number, bytes: Uint8Array][] = [];
+  let offset = 0;
+  let calls = 0;
+  class Mixed extends DispatcherWithSend {
+    override handle_read(): void {
+      const size = sizes[calls % sizes.length]!;
+      let data: Uint8Array;
+      if (calls++ % 2 === 0) {
+        data = this.recv(size);
+        kept.push([offset, data]);
+      } else {
+        data = scratch.subarray(0, this.recv_into(scratch, size));
+      }
+      offset += data.length;
+      if (data.length > 0) this.send(data);
+    }
+    override handle_close(): void {
+      this.close();
+    }
+  }
+  new Mixed(server);
+  assertPattern(await echoPattern(client), "echo");
+  assert.ok(kept.some(([, bytes]) => bytes.length > 32 * 1024));
+  for (const [at, bytes] of kept) {
+    assert.deepEqual(
+      bytes,
+      PATTERN.subarray(at, at + bytes.length),
+      `at ${at}`,
+    );
+  }
+});
+
 Deno.test("a handler that stops reading still gets its held output written", async () => {
   using _cleanup = closing();
   const [server, client] = await loopbackPair();
