@@ -56,6 +56,19 @@ function denoError(error: unknown): unknown {
   return error;
 }
 
+// What node:tls reports as a plain Error with its own code is TLS that went
+// wrong (an untrusted certificate, a peer that does not speak TLS, a corrupt
+// record): Deno.TlsConn reports those as InvalidData, and so does this, with
+// node's code kept and its error as the cause.
+function tlsError(error: unknown): unknown {
+  const deno = denoError(error);
+  if (!(deno instanceof Error) || deno.constructor !== Error) return deno;
+  const invalid = new Deno.errors.InvalidData(deno.message, { cause: deno });
+  const code = (deno as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(invalid, { code });
+  return invalid;
+}
+
 // The raw connection as a node duplex: `first` (the channel's read that was
 // in flight when TLS started) is its first input; `room()` holds back the
 // next raw read while the plaintext taken from TLS waits to be read.
@@ -158,8 +171,8 @@ export function startTls(
   // same error object, which the channel then delivers once.
   secure.on("error", (error) => {
     failure ??= secured
-      ? denoError(error)
-      : handshakeError(denoError(error), peer);
+      ? tlsError(error)
+      : handshakeError(tlsError(error), peer);
     poke();
   });
   const handshake = new Promise<void>((resolve, reject) => {

@@ -663,7 +663,10 @@ export class Dispatcher {
    * also reaches `handle_error()` through the connection, once ("Cannot
    * complete TLS handshake with 127.0.0.1:50112: …"), even when a hook
    * awaits the promise and lets the rejection through; the channel is
-   * closed after it. Once upgraded, `close()` ends TLS with `close_notify`,
+   * closed after it. An untrusted certificate or a peer that does not speak
+   * TLS fails with `Deno.errors.InvalidData` (node:tls's `code`, such as
+   * `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, kept); a peer that leaves mid-way is
+   * a disconnect. Once upgraded, `close()` ends TLS with `close_notify`,
    * then the connection, as it does on a TLS listener's connections. There
    * is no way back to plain text (Python's `SSLSocket.unwrap()`): a peer's
    * `close_notify` ends the connection (see docs/tls.md).

@@ -226,6 +226,7 @@ Deno.test("Dispatcher.start_tls() reports a failed handshake once, naming the pe
   raw.close();
   assert.equal(errors.length, 1);
   assert.match(String((errors[0] as Error).message), HANDSHAKE_FAILURE);
+  assert.ok(errors[0] instanceof Deno.errors.InvalidData);
 });
 
 Deno.test({

@@ -4,7 +4,13 @@
 // (tests/fixtures/make_certs.sh).
 
 import assert from "node:assert/strict";
-import { AsyncChat, Dispatcher, DispatcherWithSend, SHUT_WR } from "../mod.ts";
+import {
+  AsyncChat,
+  Dispatcher,
+  DispatcherWithSend,
+  SHUT_WR,
+  socket_map,
+} from "../mod.ts";
 import {
   bytes,
   CA,
@@ -19,6 +25,7 @@ import {
   python,
   readAll,
   text,
+  watchRejections,
   writeAll,
 } from "./_helpers.ts";
 
@@ -416,20 +423,59 @@ s.close()`,
 });
 
 Deno.test("Dispatcher.start_tls() reports an untrusted certificate through handle_error()", async () => {
+  using rejections = watchRejections();
   using _ = closing();
   const [client, server] = await chatPair();
-  server.onLine = () => server.start_tls({ cert: CERT, key: KEY });
+  let serverUpgrade: Promise<void> | null = null;
+  server.onLine = () => {
+    server.push(bytes("220 go ahead\r\n"));
+    serverUpgrade = server.start_tls({ cert: CERT, key: KEY });
+  };
+  let rejected: unknown = null;
+  // Upgrades on the server's 220, as STARTTLS wants: the ClientHello must
+  // not reach the server before it has read STARTTLS and upgraded.
+  client.onLine = () => {
+    // No caCerts: the test CA is not among the system's roots.
+    client.start_tls({ serverName: "localhost" }).catch((
+      error,
+    ) => (rejected = error));
+  };
+  client.push(bytes("STARTTLS\r\n"));
+  const fileno = client.fileno()!;
+  await loopUntil(
+    () => rejected !== null && server.closed,
+    { what: "the handshake failed on both sides" },
+  );
+  assert.ok(rejected instanceof Deno.errors.InvalidData);
+  assert.match(
+    rejected.message,
+    /^Cannot complete TLS handshake with 127\.0\.0\.1:\d+: unable to verify the first certificate$/,
+  );
+  assert.equal(
+    (rejected as { code?: unknown }).code,
+    "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  );
+  assert.deepEqual(client.errors, [rejected]);
+  assert.ok(!socket_map.has(fileno), "the failed channel is closed");
+  // The server sees the client leave mid-handshake: a disconnect.
+  assert.deepEqual(server.errors, []);
+  await assert.rejects(serverUpgrade!, Deno.errors.ConnectionReset);
+  assert.deepEqual(rejections.reasons, []);
+});
+
+Deno.test("Dispatcher.start_tls() to an IP address without serverName fails through handle_error()", async () => {
+  using _ = closing();
+  const [client] = await chatPair();
   let rejected: unknown = null;
   client.handle_connect = () => {
-    client.push(bytes("STARTTLS\r\n"));
-    // No caCerts: the test CA is not among the system's roots.
     client.start_tls().catch((error) => (rejected = error));
   };
-  await loopUntil(() => client.errors.length > 0 && rejected !== null, {
-    what: "the handshake failed",
-  });
+  const fileno = client.fileno()!;
+  await loopUntil(() => rejected !== null, { what: "the upgrade failed" });
   assert.ok(rejected instanceof Error);
-  assert.equal(client.errors[0], rejected);
+  assert.match(rejected.message, /must not be an IP address/);
+  assert.deepEqual(client.errors, [rejected]);
+  assert.ok(!socket_map.has(fileno), "the failed channel is closed");
 });
 
 Deno.test("Dispatcher.start_tls() needs a connection", () => {
