@@ -30,6 +30,11 @@ const MAX_READ = CHUNK_SIZE;
 /** Reads of a quarter of the buffer or less in a row before it shrinks. */
 const SHRINK_AFTER = 8;
 
+/** {@linkcode Channel.visit}: `recv()`/`accept()` has something to report. */
+export const READ_READY = 1;
+/** {@linkcode Channel.visit}: `send()` would take bytes (or report an error). */
+export const WRITE_READY = 2;
+
 /** The key under which a Dispatcher keeps its Channel (see loop.ts). */
 export const kChannel: unique symbol = Symbol("asyncore.channel");
 
@@ -94,6 +99,26 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
 
   constructor(owner: O) {
     this.owner = owner;
+  }
+
+  /**
+   * One loop pass's visit: records what `readable()`/`writable()` said,
+   * writes held output that is due, arms the read, and returns what is
+   * ready ({@linkcode READ_READY} | {@linkcode WRITE_READY}). Kept small, so
+   * that the scan inlines it: a pass visits every channel, ready or not.
+   */
+  visit(wantRead: boolean, wantWrite: boolean): number {
+    this.wantRead = wantRead;
+    this.wantWrite = wantWrite;
+    const outbox = this.#outbox;
+    if (!outbox.writing && outbox.bytes > 0) this.flush();
+    let ready = 0;
+    if (wantRead) {
+      if (!this.#reading) this.armRead();
+      if (this.readReady()) ready = READ_READY;
+    }
+    if (wantWrite && this.writeReady()) ready |= WRITE_READY;
+    return ready;
   }
 
   /** Starts reading (or accepting) if nothing is held or in flight. */

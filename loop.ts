@@ -26,7 +26,7 @@
  */
 
 import { ACCEPT_AHEAD } from "./_accept.ts";
-import { type Channel, kChannel } from "./_channel.ts";
+import { type Channel, kChannel, READ_READY, WRITE_READY } from "./_channel.ts";
 import { isDisconnect, isInstance, kindOf, STR_FAILED } from "./_errors.ts";
 import { isThenable, route, settle, settleError } from "./_routing.ts";
 import {
@@ -207,14 +207,10 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
     const isWritable = obj.writable() && !obj.accepting;
     const channel = obj[kChannel];
     if (channel === null) continue;
-    channel.wantRead = isReadable;
-    channel.wantWrite = isWritable;
-    channel.flush();
-    if (isReadable) {
-      channel.armRead();
-      if (channel.readReady()) readers.push(obj);
-    }
-    if (isWritable && channel.writeReady()) writers.push(obj);
+    const ready = channel.visit(isReadable, isWritable);
+    if (ready === 0) continue;
+    if (ready & READ_READY) readers.push(obj);
+    if (ready & WRITE_READY) writers.push(obj);
   }
   // What is queued now the scan has already seen.
   waker.drain();
