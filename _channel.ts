@@ -114,7 +114,8 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     if (!outbox.writing && outbox.bytes > 0) this.flush();
     let ready = 0;
     if (wantRead) {
-      if (!this.#reading) this.armRead();
+      // Under load most channels wait for admission: a turn arms them.
+      if (!this.#reading && !this.admitQueued) this.armRead();
       if (this.readReady()) ready = READ_READY;
     }
     if (wantWrite && this.writeReady()) ready |= WRITE_READY;
