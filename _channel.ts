@@ -96,6 +96,8 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   #upgrade: Upgrade | null = null;
   /** The upgrade the raw read in flight is to be handed to. */
   #handoff: Upgrade | null = null;
+  /** Set while the upgrade's fence waits for {@linkcode fenceUpgrade}. */
+  #fenceHeld = false;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -396,8 +398,10 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
    * old stream first, bytes sent after it on the new one; the read in flight
    * is handed to `wrap` (it cannot be withdrawn); unread input is dropped, as
    * it arrived before the upgrade. Settles once the new stream is in place.
+   * `held`: the owner still has bytes of its own queue to send before the
+   * fence, and places it with {@linkcode fenceUpgrade} once they are sent.
    */
-  upgrade(wrap: Wrap): Promise<void> {
+  upgrade(wrap: Wrap, held = false): Promise<void> {
     if (this.stream === null || this.closed || this.error !== null) {
       return Promise.reject(
         this.error ?? new Deno.errors.NotConnected(
@@ -417,8 +421,21 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     // set), so no other read is armed.
     this.#reading = true;
     this.#upgrade = upgrade;
-    upgrade.start();
+    this.#fenceHeld = held;
+    if (!held) upgrade.start();
     return upgrade.promise;
+  }
+
+  /**
+   * Places the fence of an upgrade begun with `held`: the owner has sent
+   * what it queued before the upgrade. Otherwise (no upgrade, or its fence
+   * is placed already) it does nothing.
+   */
+  fenceUpgrade(): void {
+    const upgrade = this.#upgrade;
+    if (upgrade === null || !this.#fenceHeld) return;
+    this.#fenceHeld = false;
+    upgrade.start();
   }
 
   /** The stream swap is over (called by the upgrade). */

@@ -2,12 +2,22 @@
 // it (TLS), in the order of the bytes on the wire. Bytes sent before the
 // swap go out on the old stream first (a fence in the outbox), bytes sent
 // after it on the new one; the read that was in flight, which cannot be
-// withdrawn, is handed to the new stream as its first input.
+// withdrawn, is handed to the new stream as its first input. A dispatcher
+// that queues bytes of its own ahead of the outbox (AsyncChat) holds the
+// fence back until it has sent those (see kSendsAhead).
 
 import type { FenceWaiter, Outbox } from "./_outbox.ts";
 import { ignore } from "./_quiet.ts";
 import type { Stream } from "./_stream.ts";
 import type { Queued, Waker } from "./_waker.ts";
+
+/**
+ * The key of a dispatcher's method that says whether bytes it queued itself,
+ * ahead of the channel's outbox, must go out before a STARTTLS fence; when
+ * it says so, the dispatcher calls `Channel.fenceUpgrade()` once it has
+ * handed them to `send()`.
+ */
+export const kSendsAhead: unique symbol = Symbol("asyncore.sendsAhead");
 
 /**
  * Builds the stream that replaces the raw one in an upgrade: `first`

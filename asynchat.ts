@@ -38,6 +38,7 @@ import { isInstance, kindOf } from "./_errors.ts";
 import { isThenable, settleError } from "./_routing.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
 import { ignore } from "./_quiet.ts";
+import { kSendsAhead } from "./_upgrade.ts";
 import {
   Dispatcher,
   type HookResult,
@@ -215,6 +216,9 @@ export class AsyncChat extends Dispatcher {
   #pull: Pull | null = null;
   // Bytes in the fifo and #front, for bufferedAmount.
   #queuedBytes = 0;
+  // Entries of the fifo (from #head on) queued before a start_tls() call and
+  // not yet sent: the upgrade's fence waits for them (0: nothing waits).
+  #aheadOfTls = 0;
   // True while an async found_terminator() runs: reading pauses.
   #paused = false;
   // Input not yet handed over: `#in` from `#at` on. An offset instead of a
@@ -755,6 +759,9 @@ export class AsyncChat extends Dispatcher {
   }
 
   #shift(): void {
+    if (this.#aheadOfTls > 0 && --this.#aheadOfTls === 0) {
+      this[kChannel]?.fenceUpgrade();
+    }
     const queue = this.#queue;
     queue[this.#head++] = null;
     if (this.#head === queue.length) {
@@ -830,12 +837,25 @@ export class AsyncChat extends Dispatcher {
     this.#head = 0;
     this.#pull = null;
     this.#queuedBytes = 0;
+    if (this.#aheadOfTls > 0) {
+      // Nothing queued is left to send before the upgrade.
+      this.#aheadOfTls = 0;
+      this[kChannel]?.fenceUpgrade();
+    }
   }
 
   /**
    * {@linkcode Dispatcher.start_tls}, which also drops the input received
    * and not yet handed to `collect_incoming_data()`: commands pipelined
    * behind STARTTLS arrived in the clear.
+   *
+   * Everything pushed before the call (bytes and producers, async ones
+   * included, in order) goes out in the clear first, even while it waits in
+   * {@linkcode AsyncChat.producer_fifo} (pushed before the connection was up,
+   * or while the outbox was full); everything pushed after it goes out
+   * encrypted. The handshake starts once the first part is written. Bytes
+   * handed to `send()` directly bypass the fifo, and so go out in the clear
+   * while it still holds bytes pushed before the call.
    *
    * @example Upgrade once the peer agrees
    * ```ts ignore
@@ -859,9 +879,21 @@ export class AsyncChat extends Dispatcher {
   override start_tls(
     options: TlsOptions | TlsServerOptions = {},
   ): Promise<void> {
+    const ahead = this.#queue.length - this.#head;
     const upgraded = super.start_tls(options);
     this.ac_in_buffer = EMPTY;
+    // A second call while this one waits is refused (an upgrade is under
+    // way): the count stays the first one's.
+    if (this.#aheadOfTls === 0) this.#aheadOfTls = ahead;
     return upgraded;
+  }
+
+  /**
+   * @ignore Whether the fifo holds entries that must go out before a
+   * STARTTLS fence; internal.
+   */
+  override [kSendsAhead](): boolean {
+    return this.#queue.length > this.#head;
   }
 
   /**
@@ -871,6 +903,8 @@ export class AsyncChat extends Dispatcher {
   override close(): void {
     super.close();
     this.#cancelSources();
+    // The upgrade, if one waited, is cancelled with the channel.
+    this.#aheadOfTls = 0;
   }
 
   // Cancels every async producer still queued, started or not.

@@ -46,6 +46,7 @@ import {
 } from "./_errors.ts";
 import { fail, settle } from "./_routing.ts";
 import type { HookResult } from "./_state.ts";
+import { kSendsAhead } from "./_upgrade.ts";
 import { wakerFor } from "./_waker.ts";
 import { copyBytes } from "./_slab.ts";
 import type { ClientTls, ServerTls, TlsStream } from "./_tls.ts";
@@ -656,9 +657,10 @@ export class Dispatcher {
    * after reading `220 Ready`; a server after sending it).
    *
    * The channel parks for it: bytes sent before the call go out in the
-   * clear, bytes sent after it are held and go out encrypted; the read in
-   * flight is handed to TLS; input received before the call and not yet
-   * read is dropped, since a man in the middle could have injected it
+   * clear, bytes sent after it are held and go out encrypted (on an
+   * `AsyncChat`, bytes pushed before and after it, wherever they wait); the
+   * read in flight is handed to TLS; input received before the call and not
+   * yet read is dropped, since a man in the middle could have injected it
    * (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
    * also reaches `handle_error()` through the connection, once ("Cannot
    * complete TLS handshake with 127.0.0.1:50112: …"), even when a hook
@@ -725,7 +727,7 @@ export class Dispatcher {
       const { startTls } = await import("./_tls.ts");
       secure = startTls(raw, first, settings, peer);
       return secure;
-    }).then(() => secure!.handshake).catch((error) => {
+    }, this[kSendsAhead]()).then(() => secure!.handshake).catch((error) => {
       // The connection's failure, whichever of the promise and the channel's
       // read reports it first: handle_error() gets it once.
       channel.error ??= error;
@@ -734,6 +736,14 @@ export class Dispatcher {
     // Failures reach handle_error() through the connection too.
     done.catch(ignore);
     return done;
+  }
+
+  /**
+   * @ignore Whether bytes queued here, ahead of the channel's outbox, must
+   * go out before a STARTTLS fence; internal.
+   */
+  [kSendsAhead](): boolean {
+    return false;
   }
 
   #checkFamily(address: Address, action: string): void {

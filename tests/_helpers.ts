@@ -277,6 +277,10 @@ export const KEY: string = Deno.readTextFileSync(
 );
 /** The path of the test CA's certificate, for Python peers. */
 export const CA_PATH: string = new URL("tls_ca.pem", FIXTURES).pathname;
+/** The path of the test server's certificate, for Python peers. */
+export const CERT_PATH: string = new URL("tls_server.pem", FIXTURES).pathname;
+/** The path of the test server's key, for Python peers. */
+export const KEY_PATH: string = new URL("tls_server.key", FIXTURES).pathname;
 
 /** Runs `script` with `python3 -c`, its output piped. */
 export function python(script: string, args: string[]): Deno.ChildProcess {

@@ -9,6 +9,7 @@ import {
   Dispatcher,
   DispatcherWithSend,
   SHUT_WR,
+  SimpleProducer,
   socket_map,
 } from "../mod.ts";
 import {
@@ -16,9 +17,11 @@ import {
   CA,
   CA_PATH,
   CERT,
+  CERT_PATH,
   closing,
   HAS_PYTHON,
   KEY,
+  KEY_PATH,
   loopbackPair,
   loopUntil,
   portOf,
@@ -420,6 +423,155 @@ s.close()`,
     assert.match(text(out.stdout), /^220 go ahead\necho over tls TLSv1\.3\n$/);
     assert.deepEqual(server.lines, ["STARTTLS", "over tls"]);
   },
+});
+
+Deno.test({
+  name:
+    "AsyncChat.start_tls() in handle_connect() sends the STARTTLS pushed before it in the clear (Python's ssl server)",
+  ignore: !HAS_PYTHON,
+  fn: async () => {
+    using _ = closing();
+    // The server reads the command's 10 bytes in the clear, replies nothing,
+    // and upgrades.
+    const child = python(
+      `import socket, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+conn.settimeout(10)
+line = b""
+while len(line) < 10:
+    chunk = conn.recv(10 - len(line))
+    if not chunk:
+        break
+    line += chunk
+print(repr(line), flush=True)
+s = ctx.wrap_socket(conn, server_side=True)
+print(s.makefile("rb").readline().decode().strip(), s.version(), flush=True)
+s.sendall(b"bye\\r\\n")
+s.close()`,
+      [CERT_PATH, KEY_PATH],
+    );
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream());
+    const lines = stdout.getReader();
+    // Its first line is the port (a read may end inside it).
+    let printed = "";
+    while (!printed.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      printed += value;
+    }
+    const port = Number(printed.slice(0, printed.indexOf("\n")));
+    printed = printed.slice(printed.indexOf("\n") + 1);
+    // The rest of its output, and its errors, once it exits.
+    const exited = (async () => {
+      for (let r = await lines.read(); !r.done; r = await lines.read()) {
+        printed += r.value;
+      }
+      const stderr = await new Response(child.stderr).text();
+      await child.status;
+      return stderr;
+    })();
+    let upgraded = false;
+    class Client extends LineChat {
+      override handle_connect(): void {
+        // Python's asynchat: connected is still false here, so the command
+        // waits in the producer fifo.
+        this.push(bytes("STARTTLS\r\n"));
+        this.start_tls({ caCerts: [CA], serverName: "localhost" }).then(
+          () => (upgraded = true),
+          () => {},
+        );
+        this.push(bytes("secret\r\n"));
+      }
+    }
+    const client = new Client();
+    client.create_socket();
+    client.connect(["127.0.0.1", port]);
+    await loopUntil(() => client.lines.length > 0 || client.closed, {
+      what: "the client heard back",
+    });
+    assert.equal(await exited, "");
+    assert.equal(printed, "b'STARTTLS\\r\\n'\nsecret TLSv1.3\n");
+    assert.ok(upgraded);
+    assert.deepEqual(client.lines, ["bye"]);
+    assert.deepEqual(client.errors, []);
+  },
+});
+
+/**
+ * The raw client of a server that upgrades: reads exactly `count` bytes in
+ * the clear (Deno.startTls needs no read pending), upgrades, then reads once
+ * over TLS. `secret` is set once that read is done.
+ */
+function clearThenTls(
+  raw: Deno.TcpConn,
+  count: number,
+): { plain: Uint8Array; secret: string | null } {
+  const result = {
+    plain: new Uint8Array(count),
+    secret: null as string | null,
+  };
+  (async () => {
+    for (let n = 0; n < count;) {
+      n += (await raw.read(result.plain.subarray(n)))!;
+    }
+    const conn = await Deno.startTls(raw, {
+      hostname: "localhost",
+      caCerts: [CA],
+    });
+    const buf = new Uint8Array(100);
+    const n = await conn.read(buf);
+    result.secret = text(buf.subarray(0, n!));
+    conn.close();
+  })();
+  return result;
+}
+
+Deno.test("AsyncChat.start_tls() on a server whose outbox is full: what was pushed before goes out in the clear, what after encrypted", async () => {
+  using _ = closing();
+  const [accepted, raw] = await loopbackPair();
+  const server = new LineChat(accepted);
+  // The peer reads nothing yet: the outbox fills to its mark and the rest
+  // waits in the producer fifo.
+  const filler = bytes(("x".repeat(1022) + "\r\n").repeat(400));
+  server.push(filler);
+  server.push(bytes("220 go\r\n"));
+  assert.ok(server.producer_fifo.length > 0);
+  let upgraded = false;
+  server.start_tls({ cert: CERT, key: KEY }).then(() => (upgraded = true));
+  server.push(bytes("after the upgrade\r\n"));
+  const client = clearThenTls(raw, filler.length + "220 go\r\n".length);
+  await loopUntil(() => client.secret !== null && upgraded, {
+    what: "the client read over TLS",
+  });
+  assert.deepEqual(client.plain.subarray(0, filler.length), filler);
+  assert.equal(text(client.plain.subarray(filler.length)), "220 go\r\n");
+  assert.equal(client.secret, "after the upgrade\r\n");
+  assert.deepEqual(server.errors, []);
+});
+
+Deno.test("AsyncChat.start_tls() waits for the producers pushed before it, async ones included, to go out in the clear", async () => {
+  using _ = closing();
+  const [accepted, raw] = await loopbackPair();
+  const server = new LineChat(accepted);
+  server.push_with_producer(new SimpleProducer(bytes("220 "), 2));
+  // Its chunk arrives after start_tls() returned.
+  server.push_with_producer((async function* () {
+    yield bytes("go\r\n");
+  })());
+  let upgraded = false;
+  server.start_tls({ cert: CERT, key: KEY }).then(() => (upgraded = true));
+  server.push_with_producer(new SimpleProducer(bytes("after the upgrade\r\n")));
+  const client = clearThenTls(raw, "220 go\r\n".length);
+  await loopUntil(() => client.secret !== null && upgraded, {
+    what: "the client read over TLS",
+  });
+  assert.equal(text(client.plain), "220 go\r\n");
+  assert.equal(client.secret, "after the upgrade\r\n");
+  assert.deepEqual(server.errors, []);
 });
 
 Deno.test("Dispatcher.start_tls() reports an untrusted certificate through handle_error()", async () => {
