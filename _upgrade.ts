@@ -3,8 +3,9 @@
 // swap go out on the old stream first (a fence in the outbox), bytes sent
 // after it on the new one; the read that was in flight, which cannot be
 // withdrawn, is handed to the new stream as its first input. A dispatcher
-// that queues bytes of its own ahead of the outbox (AsyncChat) holds the
-// fence back until it has sent those (see kSendsAhead).
+// that queues bytes of its own ahead of the outbox (AsyncChat,
+// DispatcherWithSend) holds the fence back until it has sent those (see
+// kSendsAhead).
 
 import type { FenceWaiter, Outbox } from "./_outbox.ts";
 import { ignore } from "./_quiet.ts";

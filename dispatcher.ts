@@ -658,10 +658,11 @@ export class Dispatcher {
    *
    * The channel parks for it: bytes sent before the call go out in the
    * clear, bytes sent after it are held and go out encrypted (on an
-   * `AsyncChat`, bytes pushed before and after it, wherever they wait); the
-   * read in flight is handed to TLS; input received before the call and not
-   * yet read is dropped, since a man in the middle could have injected it
-   * (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
+   * `AsyncChat`, bytes pushed before and after it, and on a
+   * {@linkcode DispatcherWithSend}, bytes sent before and after it, wherever
+   * they wait); the read in flight is handed to TLS; input received before
+   * the call and not yet read is dropped, since a man in the middle could
+   * have injected it (CVE-2011-0411). Awaiting the promise is optional: a failed handshake
    * also reaches `handle_error()` through the connection, once ("Cannot
    * complete TLS handshake with 127.0.0.1:50112: …"), even when a hook
    * awaits the promise and lets the rejection through; the channel is
@@ -1513,13 +1514,21 @@ export class DispatcherWithSend extends Dispatcher {
   #queue: Uint8Array[] = [];
   #head = 0;
   #queued = 0;
+  // Bytes at the front of the queue sent before a start_tls() call and not
+  // yet handed to the connection: the upgrade's fence waits for them (0:
+  // nothing waits). Never more than #queued, so a send() that finds the
+  // queue empty cannot pass them.
+  #aheadOfTls = 0;
 
   /**
    * Bytes accepted by `send()` that the connection has not taken yet, as one
    * array (Python's `out_buffer`). Reading it joins the queued chunks, which
    * costs O(n) once after a run of sends; use
    * {@linkcode Dispatcher.bufferedAmount} to just count them. Assigning it
-   * replaces everything queued (the array is kept, not copied).
+   * replaces everything queued (the array is kept, not copied); while a
+   * {@linkcode DispatcherWithSend.start_tls} waits for the bytes queued
+   * before it, assigning it drops them too and lets the upgrade go ahead at
+   * once: the assigned bytes go out encrypted.
    *
    * @returns The pending bytes.
    */
@@ -1538,6 +1547,11 @@ export class DispatcherWithSend extends Dispatcher {
     this.#queue = data.length > 0 ? [data] : [];
     this.#head = 0;
     this.#queued = data.length;
+    if (this.#aheadOfTls > 0) {
+      // Nothing queued is left to send before the upgrade.
+      this.#aheadOfTls = 0;
+      this[kChannel]?.fenceUpgrade();
+    }
   }
 
   /**
@@ -1552,6 +1566,7 @@ export class DispatcherWithSend extends Dispatcher {
 
   /** Hands queued bytes to the connection until it takes no more. */
   initiate_send(): void {
+    if (this.#aheadOfTls > 0 && !this.#sendAhead()) return;
     const queue = this.#queue;
     while (this.#head < queue.length) {
       const chunk = queue[this.#head]!;
@@ -1571,6 +1586,30 @@ export class DispatcherWithSend extends Dispatcher {
     }
     queue.length = 0;
     this.#head = 0;
+  }
+
+  // Hands the connection the bytes queued before start_tls(), and no byte
+  // after them (the out_buffer getter may have joined both into one chunk),
+  // then places the upgrade's fence. Returns whether they are all handed.
+  #sendAhead(): boolean {
+    const queue = this.#queue;
+    while (this.#aheadOfTls > 0) {
+      const chunk = queue[this.#head]!;
+      const part = Math.min(chunk.length, this.#aheadOfTls);
+      const sent = super.send(
+        part < chunk.length ? chunk.subarray(0, part) : chunk,
+      );
+      // handle_close() (called by a failed send) may have replaced the queue.
+      if (this.#queue !== queue) return false;
+      this.#queued -= sent;
+      this.#aheadOfTls -= sent;
+      if (sent < chunk.length) queue[this.#head] = chunk.subarray(sent);
+      else queue[this.#head++] = EMPTY;
+      // The connection takes no more (or is closed).
+      if (sent < part) return false;
+    }
+    this[kChannel]?.fenceUpgrade();
+    return true;
   }
 
   /** Drains {@linkcode out_buffer}. */
@@ -1615,6 +1654,48 @@ export class DispatcherWithSend extends Dispatcher {
       this.#queued += rest.length;
     }
     return data.length;
+  }
+
+  /**
+   * Upgrades the connection to TLS in place, as
+   * {@linkcode Dispatcher.start_tls} does. Bytes sent before the call go out
+   * in the clear even while they wait in
+   * {@linkcode DispatcherWithSend.out_buffer} (sent before the connection was
+   * up, or while the connection's outbox was full), and the handshake starts
+   * once they are written; bytes sent after it go out encrypted.
+   *
+   * @param options The client's or the server's TLS settings.
+   * @returns A promise that resolves once the handshake is done, and
+   * rejects with its failure.
+   * @throws {TypeError} If a `cert` or `key` is not a string, or the
+   * connection is a Unix socket.
+   * @throws {Error} If there is no connection, or it is TLS already
+   * ("Cannot start TLS: the connection is already TLS").
+   */
+  override start_tls(
+    options?: TlsOptions | TlsServerOptions,
+  ): Promise<void> {
+    const ahead = this.#queued;
+    const upgraded = super.start_tls(options);
+    // A second call while this one waits is refused (an upgrade is under
+    // way): the count stays the first one's.
+    if (this.#aheadOfTls === 0) this.#aheadOfTls = ahead;
+    return upgraded;
+  }
+
+  /**
+   * @ignore Whether out_buffer holds bytes that must go out before a
+   * STARTTLS fence; internal.
+   */
+  override [kSendsAhead](): boolean {
+    return this.#queued > 0;
+  }
+
+  /** Closes the channel, as {@linkcode Dispatcher.close} does. */
+  override close(): void {
+    super.close();
+    // The upgrade, if one waited, is cancelled with the channel.
+    this.#aheadOfTls = 0;
   }
 }
 

@@ -530,19 +530,29 @@ function clearThenTls(
   return result;
 }
 
-Deno.test("AsyncChat.start_tls() on a server whose outbox is full: what was pushed before goes out in the clear, what after encrypted", async () => {
-  using _ = closing();
-  const [accepted, raw] = await loopbackPair();
-  const server = new LineChat(accepted);
-  // The peer reads nothing yet: the outbox fills to its mark and the rest
-  // waits in the producer fifo.
+/**
+ * Upgrades `server` while its outbox is full (its peer, `raw`, reads nothing
+ * yet): `send` hands it 400 KiB, so that the rest of what the outbox's mark
+ * refuses waits in the server's own queue (`queued` checks it), and
+ * "220 go\r\n"; then start_tls(), then "after the upgrade\r\n" (and
+ * `after()`). The peer must read the first two in the clear and the last
+ * over TLS.
+ */
+async function upgradeBehindFullOutbox(
+  server: Dispatcher,
+  raw: Deno.TcpConn,
+  send: (data: Uint8Array) => void,
+  queued: () => boolean,
+  after: () => void = () => {},
+): Promise<void> {
   const filler = bytes(("x".repeat(1022) + "\r\n").repeat(400));
-  server.push(filler);
-  server.push(bytes("220 go\r\n"));
-  assert.ok(server.producer_fifo.length > 0);
+  send(filler);
+  send(bytes("220 go\r\n"));
+  assert.ok(queued());
   let upgraded = false;
   server.start_tls({ cert: CERT, key: KEY }).then(() => (upgraded = true));
-  server.push(bytes("after the upgrade\r\n"));
+  send(bytes("after the upgrade\r\n"));
+  after();
   const client = clearThenTls(raw, filler.length + "220 go\r\n".length);
   await loopUntil(() => client.secret !== null && upgraded, {
     what: "the client read over TLS",
@@ -550,7 +560,44 @@ Deno.test("AsyncChat.start_tls() on a server whose outbox is full: what was push
   assert.deepEqual(client.plain.subarray(0, filler.length), filler);
   assert.equal(text(client.plain.subarray(filler.length)), "220 go\r\n");
   assert.equal(client.secret, "after the upgrade\r\n");
+}
+
+Deno.test("AsyncChat.start_tls() on a server whose outbox is full: what was pushed before goes out in the clear, what after encrypted", async () => {
+  using _ = closing();
+  const [accepted, raw] = await loopbackPair();
+  const server = new LineChat(accepted);
+  await upgradeBehindFullOutbox(
+    server,
+    raw,
+    (data) => server.push(data),
+    () => server.producer_fifo.length > 0,
+  );
   assert.deepEqual(server.errors, []);
+});
+
+Deno.test("DispatcherWithSend.start_tls() on a server whose outbox is full: what was sent before goes out in the clear, what after encrypted", async (t) => {
+  for (const join of [false, true]) {
+    await t.step(
+      join ? "out_buffer read after the call" : "out_buffer untouched",
+      async () => {
+        using _ = closing();
+        const [accepted, raw] = await loopbackPair();
+        Echo.errors = [];
+        const server = new Echo(accepted);
+        await upgradeBehindFullOutbox(
+          server,
+          raw,
+          (data) => server.send(data),
+          // Connected: writable while bytes wait in out_buffer.
+          () => server.writable(),
+          // Reading it joins the bytes queued before and after the call
+          // into one chunk.
+          () => join && server.out_buffer,
+        );
+        assert.deepEqual(Echo.errors, []);
+      },
+    );
+  }
 });
 
 Deno.test("AsyncChat.start_tls() waits for the producers pushed before it, async ones included, to go out in the clear", async () => {
