@@ -190,8 +190,6 @@ function isCurrent(map: SocketMap, obj: Pollable): boolean {
 const TURN_MS = 0.25;
 /** Most passes that do not wait in a row without letting I/O land. */
 const KICK_PASSES = 4;
-/** Longest wait, in ms, while reads wait for admission. */
-const HOLD_WAIT_MS = 1;
 
 /** What a pass found ready: `[readers, writers]`. */
 type Ready = [readers: Pollable[], writers: Pollable[]];
@@ -218,17 +216,9 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   waker.drain();
   const idle = readers.length === 0 && writers.length === 0;
   if (idle) {
-    const ms = waitBound(map, timeout * 1000);
-    // While reads wait for admission the wait is short: the admitted ones
-    // may all be on quiet connections, and the held ones need their turn.
-    // (A wait, not a kick: the admitted reads find their bytes waiting and
-    // complete without a trip through epoll; a kick costs about as much as
-    // serving a message.)
-    return waitThenCollect(
-      waker,
-      map,
-      waker.holding && ms > HOLD_WAIT_MS ? HOLD_WAIT_MS : ms,
-    );
+    return waker.holding
+      ? kickThenCollect(waker, map)
+      : waitThenCollect(waker, map, waitBound(map, timeout * 1000));
   }
   // No wait, but settled I/O reaches JavaScript only when the runtime
   // polls the OS: without a yield that gets there, an always-writable
@@ -254,6 +244,17 @@ async function kickThen(
   await kick();
   waker.turn();
   return ready;
+}
+
+// Nothing is ready but reads wait for admission: a kick lets the admitted
+// ones land, and the pass reports them as a wait would (not a pass that
+// reports nothing and leaves them to the next one).
+async function kickThenCollect(
+  waker: Waker<Channel<Pollable>>,
+  map: SocketMap,
+): Promise<Ready> {
+  await kick();
+  return collect(waker, map);
 }
 
 async function waitThenCollect(
