@@ -10,7 +10,7 @@ import { type Accepting, AcceptQueue } from "./_accept.ts";
 import { EMPTY } from "./_bytes.ts";
 import { Connect, type ConnectTarget } from "./_connect.ts";
 import { formatAddress, handshakeError, isDisconnect } from "./_errors.ts";
-import { Outbox, OUTBOX_MARK, POOLED, type Sending } from "./_outbox.ts";
+import { Outbox, OUTBOX_MARK, POOLED } from "./_outbox.ts";
 import { closeQuietly } from "./_quiet.ts";
 import {
   carve,
@@ -39,7 +39,8 @@ export const WRITE_READY = 2;
 export const kChannel: unique symbol = Symbol("asyncore.channel");
 
 /** The per-dispatcher I/O state. `O` is the owning dispatcher. */
-export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
+export class Channel<O = unknown> extends Outbox
+  implements Accepting, Upgrading {
   /** Set while the channel sits in its waker's queue. */
   queued = false;
   /** Set while its next read waits for the waker's admission. */
@@ -87,7 +88,6 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
    * is done (or failed), or the stream is not a `Deno.TlsConn` at all.
    */
   #shaken = false;
-  readonly #outbox: Outbox = new Outbox(this);
   /** A listener's accepted connections, once it accepts. */
   #accept: AcceptQueue | null = null;
   /** The outgoing connection in flight. */
@@ -100,6 +100,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   #fenceHeld = false;
 
   constructor(owner: O) {
+    super();
     this.owner = owner;
   }
 
@@ -112,8 +113,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   visit(wantRead: boolean, wantWrite: boolean): number {
     this.wantRead = wantRead;
     this.wantWrite = wantWrite;
-    const outbox = this.#outbox;
-    if (!outbox.writing && outbox.bytes > 0) this.flush();
+    if (!this.writing && this.outboxBytes > 0) this.flush();
     let ready = 0;
     if (wantRead) {
       // Under load most channels wait for admission: a turn arms them.
@@ -214,9 +214,8 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
 
   /** True while `send()` would accept bytes (or report an error). */
   writeReady(): boolean {
-    const outbox = this.#outbox;
-    return (this.stream !== null && !this.closed && !outbox.shut &&
-      outbox.bytes < OUTBOX_MARK) || (this.error !== null && !this.#failed);
+    return (this.stream !== null && !this.closed && !this.writeShut &&
+      this.outboxBytes < OUTBOX_MARK) || (this.error !== null && !this.#failed);
   }
 
   /**
@@ -240,11 +239,6 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     return this.#failed;
   }
 
-  /** True once `shutdown()` ended the write side. */
-  get writeShut(): boolean {
-    return this.#outbox.shut;
-  }
-
   /**
    * Python's `shutdown()`: ending reads makes the channel report EOF; ending
    * writes sends EOF to the peer once the bytes already queued are written,
@@ -256,7 +250,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
       this.#in = null;
       this.#reachEof();
     }
-    if (write && !this.#outbox.shut) this.#outbox.shutWrite();
+    if (write && !this.writeShut) this.shutWrite();
   }
 
   // EOF, the peer's or our shutdown(SHUT_RD)'s: once the inbox is empty,
@@ -264,11 +258,6 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   #reachEof(): void {
     this.#eof = true;
     this.waker?.push(this);
-  }
-
-  /** Bytes accepted by `send()` and not yet written. */
-  get outboxBytes(): number {
-    return this.#outbox.bytes;
   }
 
   /**
@@ -339,7 +328,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
    */
   send(data: Uint8Array): number {
     if (this.stream === null) return 0;
-    return this.#outbox.send(data, this.#in !== null);
+    return this.enqueue(data, this.#in !== null);
   }
 
   /**
@@ -348,12 +337,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
    * channel each pass.
    */
   flush(): void {
-    this.#outbox.flush(this.#in, this.wantRead);
-  }
-
-  /** Writes held bytes now: no more passes will see this channel. */
-  flushNow(): void {
-    this.#outbox.flushNow();
+    this.flushHeld(this.#in, this.wantRead);
   }
 
   /** A write failed while the channel was open (called by the outbox). */
@@ -415,7 +399,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
       );
     }
     this.#in = null;
-    const upgrade = new Upgrade(this, this.#outbox, wrap, this.#reading);
+    const upgrade = new Upgrade(this, wrap, this.#reading);
     if (this.#reading) this.#handoff = upgrade;
     // Until the new stream is in place the read side stays parked (#reading
     // set), so no other read is armed.
@@ -479,7 +463,7 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     this.#accept?.close();
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    this.#outbox.close();
+    this.closeWhenFlushed();
   }
 
   #onRead = (n: number | null): void => {

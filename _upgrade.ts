@@ -30,8 +30,11 @@ export type Wrap = (
   first: Promise<Uint8Array | null> | null,
 ) => Promise<Stream>;
 
-/** The channel as its upgrade sees it. */
-export interface Upgrading extends Queued {
+/** The channel as its upgrade sees it: its outbox's fence, and its stream. */
+export interface Upgrading
+  extends
+    Queued,
+    Pick<Outbox, "fence" | "unfence" | "release" | "resume" | "dropFenced"> {
   stream: Stream | null;
   closed: boolean;
   error: unknown;
@@ -50,20 +53,13 @@ export class Upgrade implements FenceWaiter {
   readonly #resolve: () => void;
   readonly #reject: (error: unknown) => void;
   readonly #channel: Upgrading;
-  readonly #outbox: Outbox;
   readonly #wrap: Wrap;
   /** Where the raw read in flight delivers, if one was. */
   readonly #handoff: PromiseWithResolvers<Uint8Array | null> | null = null;
 
   /** `reading`: a raw read is in flight, to be handed to the new stream. */
-  constructor(
-    channel: Upgrading,
-    outbox: Outbox,
-    wrap: Wrap,
-    reading: boolean,
-  ) {
+  constructor(channel: Upgrading, wrap: Wrap, reading: boolean) {
     this.#channel = channel;
-    this.#outbox = outbox;
     this.#wrap = wrap;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.promise = promise;
@@ -78,7 +74,7 @@ export class Upgrade implements FenceWaiter {
 
   /** Starts: the swap follows the bytes already queued. */
   start(): void {
-    this.#outbox.fence(this);
+    this.#channel.fence(this);
   }
 
   /** Delivers the raw read that was in flight: its bytes, `null` at EOF. */
@@ -91,7 +87,6 @@ export class Upgrade implements FenceWaiter {
   /** The bytes sent before the upgrade are out: swaps streams. */
   async fenceReached(): Promise<void> {
     const channel = this.#channel;
-    const outbox = this.#outbox;
     let stream: Stream;
     try {
       stream = await this.#wrap(
@@ -100,25 +95,25 @@ export class Upgrade implements FenceWaiter {
       );
     } catch (error) {
       channel.swapEnded(false);
-      outbox.unfence();
+      channel.unfence();
       this.#reject(error);
       if (channel.closed) {
-        outbox.release();
+        channel.release();
       } else {
         channel.error ??= error;
         channel.waker?.push(channel);
       }
       return;
     }
-    outbox.unfence();
+    channel.unfence();
     channel.stream = stream;
     if (channel.closed) {
       this.cancel();
-      outbox.release();
+      channel.release();
       return;
     }
     this.#resolve();
-    outbox.resume();
+    channel.resume();
     channel.swapEnded(true);
   }
 
@@ -128,7 +123,7 @@ export class Upgrade implements FenceWaiter {
       new Deno.errors.BadResource("Cannot start TLS: the channel closed"),
     );
     // It must not go out in the clear.
-    this.#outbox.dropFenced();
+    this.#channel.dropFenced();
   }
 
   /** A write before the swap failed. */
