@@ -10,7 +10,7 @@ import { type Accepting, AcceptQueue } from "./_accept.ts";
 import { EMPTY } from "./_bytes.ts";
 import { Connect, type ConnectTarget } from "./_connect.ts";
 import { formatAddress, handshakeError, isDisconnect } from "./_errors.ts";
-import { Outbox, OUTBOX_MARK, POOLED } from "./_outbox.ts";
+import { Outbox, OUTBOX_MARK, POOLED, type Sending } from "./_outbox.ts";
 import { closeQuietly } from "./_quiet.ts";
 import {
   carve,
@@ -39,8 +39,7 @@ export const WRITE_READY = 2;
 export const kChannel: unique symbol = Symbol("asyncore.channel");
 
 /** The per-dispatcher I/O state. `O` is the owning dispatcher. */
-export class Channel<O = unknown> extends Outbox
-  implements Accepting, Upgrading {
+export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   /** Set while the channel sits in its waker's queue. */
   queued = false;
   /** Set while its next read waits for the waker's admission. */
@@ -88,6 +87,7 @@ export class Channel<O = unknown> extends Outbox
    * is done (or failed), or the stream is not a `Deno.TlsConn` at all.
    */
   #shaken = false;
+  readonly #outbox: Outbox = new Outbox(this);
   /** A listener's accepted connections, once it accepts. */
   #accept: AcceptQueue | null = null;
   /** The outgoing connection in flight. */
@@ -100,7 +100,6 @@ export class Channel<O = unknown> extends Outbox
   #fenceHeld = false;
 
   constructor(owner: O) {
-    super();
     this.owner = owner;
   }
 
@@ -113,7 +112,8 @@ export class Channel<O = unknown> extends Outbox
   visit(wantRead: boolean, wantWrite: boolean): number {
     this.wantRead = wantRead;
     this.wantWrite = wantWrite;
-    if (!this.writing && this.outboxBytes > 0) this.flush();
+    const outbox = this.#outbox;
+    if (!outbox.writing && outbox.bytes > 0) this.flush();
     let ready = 0;
     if (wantRead) {
       // Under load most channels wait for admission: a turn arms them.
@@ -214,8 +214,9 @@ export class Channel<O = unknown> extends Outbox
 
   /** True while `send()` would accept bytes (or report an error). */
   writeReady(): boolean {
-    return (this.stream !== null && !this.closed && !this.writeShut &&
-      this.outboxBytes < OUTBOX_MARK) || (this.error !== null && !this.#failed);
+    const outbox = this.#outbox;
+    return (this.stream !== null && !this.closed && !outbox.shut &&
+      outbox.bytes < OUTBOX_MARK) || (this.error !== null && !this.#failed);
   }
 
   /**
@@ -239,6 +240,11 @@ export class Channel<O = unknown> extends Outbox
     return this.#failed;
   }
 
+  /** True once `shutdown()` ended the write side. */
+  get writeShut(): boolean {
+    return this.#outbox.shut;
+  }
+
   /**
    * Python's `shutdown()`: ending reads makes the channel report EOF; ending
    * writes sends EOF to the peer once the bytes already queued are written,
@@ -250,7 +256,7 @@ export class Channel<O = unknown> extends Outbox
       this.#in = null;
       this.#reachEof();
     }
-    if (write && !this.writeShut) this.shutWrite();
+    if (write && !this.#outbox.shut) this.#outbox.shutWrite();
   }
 
   // EOF, the peer's or our shutdown(SHUT_RD)'s: once the inbox is empty,
@@ -258,6 +264,11 @@ export class Channel<O = unknown> extends Outbox
   #reachEof(): void {
     this.#eof = true;
     this.waker?.push(this);
+  }
+
+  /** Bytes accepted by `send()` and not yet written. */
+  get outboxBytes(): number {
+    return this.#outbox.bytes;
   }
 
   /**
@@ -328,7 +339,7 @@ export class Channel<O = unknown> extends Outbox
    */
   send(data: Uint8Array): number {
     if (this.stream === null) return 0;
-    return this.enqueue(data, this.#in !== null);
+    return this.#outbox.send(data, this.#in !== null);
   }
 
   /**
@@ -337,7 +348,12 @@ export class Channel<O = unknown> extends Outbox
    * channel each pass.
    */
   flush(): void {
-    this.flushHeld(this.#in, this.wantRead);
+    this.#outbox.flush(this.#in, this.wantRead);
+  }
+
+  /** Writes held bytes now: no more passes will see this channel. */
+  flushNow(): void {
+    this.#outbox.flushNow();
   }
 
   /** A write failed while the channel was open (called by the outbox). */
@@ -399,7 +415,7 @@ export class Channel<O = unknown> extends Outbox
       );
     }
     this.#in = null;
-    const upgrade = new Upgrade(this, wrap, this.#reading);
+    const upgrade = new Upgrade(this, this.#outbox, wrap, this.#reading);
     if (this.#reading) this.#handoff = upgrade;
     // Until the new stream is in place the read side stays parked (#reading
     // set), so no other read is armed.
@@ -463,7 +479,7 @@ export class Channel<O = unknown> extends Outbox
     this.#accept?.close();
     if (this.listener !== null) closeQuietly(this.listener);
     this.listener = null;
-    this.closeWhenFlushed();
+    this.#outbox.close();
   }
 
   #onRead = (n: number | null): void => {

@@ -1,9 +1,7 @@
 // A channel's outbox, which plays the kernel's send buffer: `send()` copies
 // bytes in (up to OUTBOX_MARK, then it "would block"), and one write at a
 // time takes them out to the stream. Small sends are joined into pooled
-// chunks, so that a run of them becomes one write. The Channel extends it:
-// one object per connection, not two, since every loop pass reads the
-// outbox's state of every channel.
+// chunks, so that a run of them becomes one write.
 
 import { closeQuietly, ignore } from "./_quiet.ts";
 import { CHUNK_SIZE, copyBytes, returnChunk, takeChunk } from "./_slab.ts";
@@ -21,35 +19,33 @@ export const POOLED = CHUNK_SIZE / 2;
 /** Passes that output may be held while the input behind it is consumed. */
 const MAX_HELD_PASSES = 16;
 
+/** The channel as its outbox sees it. */
+export interface Sending extends Queued {
+  /** Where the bytes go; `null` once released. */
+  stream: Stream | null;
+  closed: boolean;
+  waker: Waker | null;
+  timeoutMs: number;
+  activeAt: number;
+  /** A write failed while the channel was open: the outbox is emptied. */
+  writeFailed(error: unknown): void;
+}
+
 /** Who waits at a fence: see {@linkcode Outbox.fence}. */
 export interface FenceWaiter {
   /** The bytes before the fence are written; writing waits for `unfence()`. */
   fenceReached(): void;
 }
 
-/**
- * The bytes sent and not yet written, and the write pump: the send side of a
- * channel, which extends it and provides the members declared abstract.
- */
-export abstract class Outbox implements Queued {
-  /** Where the bytes go; `null` once released. */
-  abstract stream: Stream | null;
-  abstract closed: boolean;
-  abstract waker: Waker | null;
-  abstract timeoutMs: number;
-  abstract activeAt: number;
-  abstract queued: boolean;
-  abstract admitQueued: boolean;
-  abstract armRead(): void;
-  /** A write failed while the channel was open: the outbox is emptied. */
-  abstract writeFailed(error: unknown): void;
-
+/** The bytes sent and not yet written, and the write pump. */
+export class Outbox {
   /** Bytes accepted by `send()` and not yet written. */
-  outboxBytes = 0;
+  bytes = 0;
   /** Set while a write is in flight, or a fence holds the writes back. */
   writing = false;
   /** Set once `shutWrite()` was called. */
-  writeShut = false;
+  shut = false;
+  readonly #channel: Sending;
   #chunks: Uint8Array[] = [];
   /** The buffer behind the last chunk, while it has room to grow. */
   #tail: Uint8Array | null = null;
@@ -58,28 +54,30 @@ export abstract class Outbox implements Queued {
   #heldPasses = 0;
   /** Set while a TLS connection's sends wait for the end of the turn. */
   #batching = false;
-  /** The stream last found not to be a TLS connection. */
-  #plain: Stream | null = null;
   /** Chunks still to write before the fence (-1: no fence), and who waits. */
   #fence = -1;
   #waiter: FenceWaiter | null = null;
   #linger: ReturnType<typeof setTimeout> | undefined = undefined;
   #closedAt = 0;
 
+  constructor(channel: Sending) {
+    this.#channel = channel;
+  }
+
   /**
    * Copies up to the free room from `data`; returns the count. `holding`:
    * input waits to be read, whose handler will likely send again.
    */
-  enqueue(data: Uint8Array, holding: boolean): number {
-    const room = OUTBOX_MARK - this.outboxBytes;
+  send(data: Uint8Array, holding: boolean): number {
+    const room = OUTBOX_MARK - this.bytes;
     const n = data.length < room ? data.length : room;
     if (n <= 0) return 0;
     const bytes = n === data.length ? data : data.subarray(0, n);
-    this.outboxBytes += n;
+    this.bytes += n;
     // Behind a write in flight, or held while more input waits for the next
     // pass: one large write then replaces many small ones, and flush() ends
     // the hold.
-    const queue = this.writing || (holding && this.outboxBytes < CHUNK_SIZE) ||
+    const queue = this.writing || (holding && this.bytes < CHUNK_SIZE) ||
       this.#batch();
     if (queue || this.#chunks.length > 0 || n > POOLED) this.#append(bytes);
     else this.#chunks.push(copyBytes(bytes));
@@ -91,13 +89,7 @@ export abstract class Outbox implements Queued {
   // setNoDelay()), so a second small write would wait for the peer's delayed
   // ACK (~40 ms): the sends of one turn are queued and written together.
   #batch(): boolean {
-    const stream = this.stream!;
-    // Asked on every send: a plain stream is recognised once.
-    if (stream === this.#plain) return false;
-    if (!isTlsConn(stream)) {
-      this.#plain = stream;
-      return false;
-    }
+    if (!isTlsConn(this.#channel.stream!)) return false;
     if (!this.#batching) this.#startBatch();
     return true;
   }
@@ -110,7 +102,7 @@ export abstract class Outbox implements Queued {
   #endBatch(): void {
     this.#batching = false;
     if (
-      !this.writing && this.#chunks.length > 0 && this.stream !== null
+      !this.writing && this.#chunks.length > 0 && this.#channel.stream !== null
     ) {
       this.#start();
     }
@@ -148,7 +140,7 @@ export abstract class Outbox implements Queued {
    * reading must not stall its own output), or after a few passes (one
    * reading in tiny slices must not delay its replies).
    */
-  flushHeld(input: Uint8Array | null, wantRead: boolean): void {
+  flush(input: Uint8Array | null, wantRead: boolean): void {
     // Bytes queued with no write in flight are held ones.
     if (this.writing || this.#chunks.length === 0) return;
     if (
@@ -168,14 +160,14 @@ export abstract class Outbox implements Queued {
 
   /** Sends EOF to the peer once the bytes already queued are written. */
   shutWrite(): void {
-    this.writeShut = true;
+    this.shut = true;
     if (this.writing) return;
     if (this.#chunks.length > 0) this.#start();
     else this.#closeWrite();
   }
 
   #closeWrite(): void {
-    const conn = this.stream as Partial<Deno.Conn> | null;
+    const conn = this.#channel.stream as Partial<Deno.Conn> | null;
     // A peer already gone makes this reject; the next read reports it.
     conn?.closeWrite?.().catch(ignore);
   }
@@ -208,14 +200,14 @@ export abstract class Outbox implements Queued {
   /** Writes what waited behind the fence, or sends a held-back EOF. */
   resume(): void {
     if (this.#chunks.length > 0) this.#start();
-    else if (this.writeShut) this.#closeWrite();
+    else if (this.shut) this.#closeWrite();
   }
 
   /** Drops the bytes sent after the fence: they must not go out. */
   dropFenced(): void {
     if (this.#fence < 0) return;
     for (const chunk of this.#chunks.splice(this.#fence)) {
-      this.outboxBytes -= chunk.length;
+      this.bytes -= chunk.length;
     }
     this.#tail = null;
     this.#fence = -1;
@@ -227,16 +219,17 @@ export abstract class Outbox implements Queued {
    * are none): sent bytes are never lost while the peer reads. With a
    * timeout, a peer that takes nothing for that long is let go of.
    */
-  closeWhenFlushed(): void {
+  close(): void {
+    const channel = this.#channel;
     if (!this.writing) {
-      if (this.#chunks.length === 0 || this.stream === null) {
+      if (this.#chunks.length === 0 || channel.stream === null) {
         return this.release();
       }
       this.#start();
     }
-    if (this.timeoutMs > 0) {
+    if (channel.timeoutMs > 0) {
       this.#closedAt = performance.now();
-      this.#linger = setTimeout(() => this.#onLinger(), this.timeoutMs);
+      this.#linger = setTimeout(() => this.#onLinger(), channel.timeoutMs);
     }
   }
 
@@ -244,8 +237,9 @@ export abstract class Outbox implements Queued {
   // nothing for timeoutMs (a write that never completes would hold the
   // connection forever).
   #onLinger(): void {
-    const last = Math.max(this.activeAt, this.#closedAt);
-    const left = last + this.timeoutMs - performance.now();
+    const channel = this.#channel;
+    const last = Math.max(channel.activeAt, this.#closedAt);
+    const left = last + channel.timeoutMs - performance.now();
     if (left > 0) this.#linger = setTimeout(() => this.#onLinger(), left);
     else this.release();
   }
@@ -254,11 +248,12 @@ export abstract class Outbox implements Queued {
   release(): void {
     clearTimeout(this.#linger);
     this.#linger = undefined;
-    const stream = this.stream;
-    this.stream = null;
+    const channel = this.#channel;
+    const stream = channel.stream;
+    channel.stream = null;
     this.#chunks = [];
     this.#tail = null;
-    this.outboxBytes = 0;
+    this.bytes = 0;
     if (stream !== null) closeQuietly(stream);
   }
 
@@ -266,16 +261,17 @@ export abstract class Outbox implements Queued {
     this.writing = true;
     this.#heldIn = null;
     this.#heldPasses = 0;
-    this.stream!.write(this.#chunks[0]!).then(
+    this.#channel.stream!.write(this.#chunks[0]!).then(
       this.#onWritten,
       this.#onWriteError,
     );
   }
 
   #onWritten = (n: number): void => {
-    if (this.timeoutMs > 0) this.activeAt = performance.now();
-    const wasFull = this.outboxBytes >= OUTBOX_MARK;
-    this.outboxBytes -= n;
+    const channel = this.#channel;
+    if (channel.timeoutMs > 0) channel.activeAt = performance.now();
+    const wasFull = this.bytes >= OUTBOX_MARK;
+    this.bytes -= n;
     const chunks = this.#chunks;
     const head = chunks[0]!;
     if (n >= head.length) {
@@ -286,11 +282,11 @@ export abstract class Outbox implements Queued {
     } else {
       chunks[0] = head.subarray(n);
     }
-    if (wasFull && !this.closed && this.outboxBytes < OUTBOX_MARK) {
-      this.waker?.push(this);
+    if (wasFull && !channel.closed && this.bytes < OUTBOX_MARK) {
+      channel.waker?.push(channel);
     }
     // The bytes before the fence are out: writing stays held for the waiter.
-    if (this.#fence === 0 && !this.closed) {
+    if (this.#fence === 0 && !channel.closed) {
       this.#waiter!.fenceReached();
       return;
     }
@@ -300,18 +296,18 @@ export abstract class Outbox implements Queued {
     }
     this.writing = false;
     this.#tail = null;
-    if (this.closed) this.release();
-    else if (this.writeShut) this.#closeWrite();
+    if (channel.closed) this.release();
+    else if (this.shut) this.#closeWrite();
   };
 
   #onWriteError = (error: unknown): void => {
     this.writing = false;
     this.#chunks = [];
     this.#tail = null;
-    this.outboxBytes = 0;
+    this.bytes = 0;
     this.#fence = -1;
     this.#waiter = null;
-    if (this.closed) this.release();
-    else this.writeFailed(error);
+    if (this.#channel.closed) this.release();
+    else this.#channel.writeFailed(error);
   };
 }

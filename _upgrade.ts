@@ -30,11 +30,8 @@ export type Wrap = (
   first: Promise<Uint8Array | null> | null,
 ) => Promise<Stream>;
 
-/** The channel as its upgrade sees it: its outbox's fence, and its stream. */
-export interface Upgrading
-  extends
-    Queued,
-    Pick<Outbox, "fence" | "unfence" | "release" | "resume" | "dropFenced"> {
+/** The channel as its upgrade sees it. */
+export interface Upgrading extends Queued {
   stream: Stream | null;
   closed: boolean;
   error: unknown;
@@ -53,13 +50,20 @@ export class Upgrade implements FenceWaiter {
   readonly #resolve: () => void;
   readonly #reject: (error: unknown) => void;
   readonly #channel: Upgrading;
+  readonly #outbox: Outbox;
   readonly #wrap: Wrap;
   /** Where the raw read in flight delivers, if one was. */
   readonly #handoff: PromiseWithResolvers<Uint8Array | null> | null = null;
 
   /** `reading`: a raw read is in flight, to be handed to the new stream. */
-  constructor(channel: Upgrading, wrap: Wrap, reading: boolean) {
+  constructor(
+    channel: Upgrading,
+    outbox: Outbox,
+    wrap: Wrap,
+    reading: boolean,
+  ) {
     this.#channel = channel;
+    this.#outbox = outbox;
     this.#wrap = wrap;
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     this.promise = promise;
@@ -74,7 +78,7 @@ export class Upgrade implements FenceWaiter {
 
   /** Starts: the swap follows the bytes already queued. */
   start(): void {
-    this.#channel.fence(this);
+    this.#outbox.fence(this);
   }
 
   /** Delivers the raw read that was in flight: its bytes, `null` at EOF. */
@@ -87,6 +91,7 @@ export class Upgrade implements FenceWaiter {
   /** The bytes sent before the upgrade are out: swaps streams. */
   async fenceReached(): Promise<void> {
     const channel = this.#channel;
+    const outbox = this.#outbox;
     let stream: Stream;
     try {
       stream = await this.#wrap(
@@ -95,25 +100,25 @@ export class Upgrade implements FenceWaiter {
       );
     } catch (error) {
       channel.swapEnded(false);
-      channel.unfence();
+      outbox.unfence();
       this.#reject(error);
       if (channel.closed) {
-        channel.release();
+        outbox.release();
       } else {
         channel.error ??= error;
         channel.waker?.push(channel);
       }
       return;
     }
-    channel.unfence();
+    outbox.unfence();
     channel.stream = stream;
     if (channel.closed) {
       this.cancel();
-      channel.release();
+      outbox.release();
       return;
     }
     this.#resolve();
-    channel.resume();
+    outbox.resume();
     channel.swapEnded(true);
   }
 
@@ -123,7 +128,7 @@ export class Upgrade implements FenceWaiter {
       new Deno.errors.BadResource("Cannot start TLS: the channel closed"),
     );
     // It must not go out in the clear.
-    this.#channel.dropFenced();
+    this.#outbox.dropFenced();
   }
 
   /** A write before the swap failed. */
