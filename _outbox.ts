@@ -54,6 +54,8 @@ export class Outbox {
   #heldPasses = 0;
   /** Set while a TLS connection's sends wait for the end of the turn. */
   #batching = false;
+  /** The stream last found not to be a TLS connection. */
+  #plain: Stream | null = null;
   /** Chunks still to write before the fence (-1: no fence), and who waits. */
   #fence = -1;
   #waiter: FenceWaiter | null = null;
@@ -89,7 +91,13 @@ export class Outbox {
   // setNoDelay()), so a second small write would wait for the peer's delayed
   // ACK (~40 ms): the sends of one turn are queued and written together.
   #batch(): boolean {
-    if (!isTlsConn(this.#channel.stream!)) return false;
+    const stream = this.#channel.stream!;
+    // Asked on every send: a plain stream is recognised once.
+    if (stream === this.#plain) return false;
+    if (!isTlsConn(stream)) {
+      this.#plain = stream;
+      return false;
+    }
     if (!this.#batching) this.#startBatch();
     return true;
   }
