@@ -64,8 +64,13 @@ export class Waker<T extends Queued = Queued> {
    */
   #exiting = false;
   #exit: unknown = undefined;
-  /** When the loop last let the event loop turn (performance.now()). */
-  turnedAt = 0;
+  /**
+   * performance.now() at the first pass since the event loop last turned
+   * that did not wait; -1 until there is one. Stamped then, not at the turn:
+   * most turns are followed by a pass that waits, and reading the clock
+   * costs more than a short pass's bookkeeping.
+   */
+  #busySince = -1;
   /** Passes since then that did not wait. */
   passesSinceTurn = 0;
   /**
@@ -118,11 +123,24 @@ export class Waker<T extends Queued = Queued> {
   }
 
   /**
+   * Whether passes that did not wait have kept the event loop from turning
+   * for `ms` milliseconds (counted from the first of them).
+   */
+  busyFor(ms: number): boolean {
+    const now = performance.now();
+    if (this.#busySince < 0) {
+      this.#busySince = now;
+      return false;
+    }
+    return now - this.#busySince >= ms;
+  }
+
+  /**
    * The event loop has turned (a wait or a kick ended): renews the budget,
    * starts held reads first, and restarts the count towards the next kick.
    */
   turn(): void {
-    this.turnedAt = performance.now();
+    this.#busySince = -1;
     this.passesSinceTurn = 0;
     this.#admits = ADMIT_PER_TURN;
     const queue = this.#admitQueue;
@@ -230,6 +248,25 @@ export class Waker<T extends Queued = Queued> {
         this.#arm(ms);
       }
     });
+  }
+
+  /**
+   * Forgets what the map's channels, all closed now, left behind (`close_all()`):
+   * reads held for admission, queued wake-ups and the count towards the next
+   * kick. A held read would otherwise make the next loop on the map hold
+   * back every new channel's read until a turn.
+   */
+  forget(): void {
+    const held = this.#admitQueue;
+    for (let i = this.#admitHead; i < held.length; i++) {
+      held[i]!.admitQueued = false;
+    }
+    this.#admitQueue = [];
+    this.#admitHead = 0;
+    this.#admits = ADMIT_PER_TURN;
+    this.drain();
+    this.#busySince = -1;
+    this.passesSinceTurn = 0;
   }
 
   /** Clears the timer: nothing of the loop stays pending once it stops. */

@@ -229,7 +229,7 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   // TURN_MS (writes and the program's other tasks land then).
   if (
     (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
-    performance.now() - waker.turnedAt >= TURN_MS
+    waker.busyFor(TURN_MS)
   ) {
     return kickThen(waker, [readers, writers]);
   }
@@ -736,6 +736,7 @@ export function close_all(
   cancelAll(map);
   const waker = wakerFor(map);
   waker.takeExit();
+  waker.forget();
   waker.idle();
   closeKick();
 }

@@ -5,7 +5,7 @@
 // load are measured by `deno task bench`; these tests pin the mechanism.
 
 import assert from "node:assert/strict";
-import { Dispatcher, loop } from "../mod.ts";
+import { close_all, Dispatcher, loop } from "../mod.ts";
 import { ADMIT_PER_TURN, FREE_READS, type Queued, Waker } from "../_waker.ts";
 import { bytes, closing, loopbackPair, loopUntil, text } from "./_helpers.ts";
 
@@ -119,6 +119,21 @@ Deno.test("reads held for admission start without waiting out the pass timeout",
     limit: 10,
     what: "every connection was read",
   });
+});
+
+Deno.test("after close_all() a loop on the same map starts its reads at once, whatever the last one held", async () => {
+  using _cleanup = closing();
+  // One pass over quiet connections leaves reads held for admission...
+  const held = await openReaders(FREE_READS + ADMIT_PER_TURN * 2 + 8);
+  await loop({ timeout: 0, count: 1 });
+  held[Symbol.dispose]();
+  close_all();
+  // ...which must not hold back the reads of the channels that come next.
+  using group = await openReaders(FREE_READS);
+  for (const peer of group.peers) await peer.write(bytes("x"));
+  await loop({ timeout: 30, count: 1 });
+  const served = group.readers.filter((r) => r.received === "x").length;
+  assert.ok(served > 0, `the first pass served none of ${FREE_READS}`);
 });
 
 Deno.test("a pass that finds nothing ready while reads wait for admission reports the reads that land", async () => {
