@@ -1,7 +1,7 @@
 /**
  * The benchmark's echo server: Python's asyncore documentation example on
  * `DispatcherWithSend` (`examples/echo_server.ts` is the plain port), with
- * what a server measured under load needs: a whole read per `recv()`,
+ * what a server measured under load needs: a whole read per `recv_into()`,
  * backpressure, `--workers` and TLS.
  *
  *     deno run -A bench/echo_server.ts [--workers N]
