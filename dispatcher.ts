@@ -861,7 +861,9 @@ export class Dispatcher {
   /**
    * Takes up to `size` received bytes. At EOF, on a reset connection or after
    * `close()`, calls `handle_close()` and returns an empty array, as Python
-   * does.
+   * does. The bytes are the caller's to keep, like Python's `bytes`: a large
+   * read hands its buffer over, so the next read needs a new one. To move
+   * bulk data without an allocation per read, use {@linkcode recv_into}.
    *
    * @param size The most bytes to return.
    * @returns The bytes, or an empty array when the connection has ended.
