@@ -706,7 +706,8 @@ export class Dispatcher {
     if (typeof this.addr === "string") {
       throw new TypeError("Cannot start TLS: TLS needs a TCP connection");
     }
-    // A Deno.TlsConn (implicit TLS) and an upgraded stream both have one.
+    // A Deno.TlsConn (implicit TLS) and an upgraded stream both have one
+    // (the upgraded stream's is a promise, so isTlsConn() would not do).
     if ("handshake" in channel.stream) {
       throw new Error("Cannot start TLS: the connection is already TLS");
     }
@@ -1568,16 +1569,27 @@ export class DispatcherWithSend extends Dispatcher {
 
   /** Hands queued bytes to the connection until it takes no more. */
   initiate_send(): void {
-    if (this.#aheadOfTls > 0 && !this.#sendAhead()) return;
     const queue = this.#queue;
     while (this.#head < queue.length) {
       const chunk = queue[this.#head]!;
-      const sent = super.send(chunk);
+      // Bytes queued before start_tls() go out alone, so that no byte after
+      // them passes the upgrade's fence (the out_buffer getter may have
+      // joined both into one chunk).
+      const ahead = this.#aheadOfTls;
+      const part = ahead > 0 && ahead < chunk.length
+        ? chunk.subarray(0, ahead)
+        : chunk;
+      const sent = super.send(part);
       // handle_close() (called by a failed send) may have replaced the queue.
       if (this.#queue !== queue) return;
       this.#queued -= sent;
+      if (ahead > 0 && (this.#aheadOfTls -= sent) === 0) {
+        this[kChannel]?.fenceUpgrade();
+      }
       if (sent < chunk.length) {
         queue[this.#head] = chunk.subarray(sent);
+        // The connection took all of `part`: the rest goes after the fence.
+        if (sent === part.length) continue;
         if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
           queue.splice(0, this.#head);
           this.#head = 0;
@@ -1588,30 +1600,6 @@ export class DispatcherWithSend extends Dispatcher {
     }
     queue.length = 0;
     this.#head = 0;
-  }
-
-  // Hands the connection the bytes queued before start_tls(), and no byte
-  // after them (the out_buffer getter may have joined both into one chunk),
-  // then places the upgrade's fence. Returns whether they are all handed.
-  #sendAhead(): boolean {
-    const queue = this.#queue;
-    while (this.#aheadOfTls > 0) {
-      const chunk = queue[this.#head]!;
-      const part = Math.min(chunk.length, this.#aheadOfTls);
-      const sent = super.send(
-        part < chunk.length ? chunk.subarray(0, part) : chunk,
-      );
-      // handle_close() (called by a failed send) may have replaced the queue.
-      if (this.#queue !== queue) return false;
-      this.#queued -= sent;
-      this.#aheadOfTls -= sent;
-      if (sent < chunk.length) queue[this.#head] = chunk.subarray(sent);
-      else queue[this.#head++] = EMPTY;
-      // The connection takes no more (or is closed).
-      if (sent < part) return false;
-    }
-    this[kChannel]?.fenceUpgrade();
-    return true;
   }
 
   /** Drains {@linkcode out_buffer}. */
