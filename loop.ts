@@ -359,11 +359,19 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
   for (const obj of readers) {
     if (isCurrent(map, obj)) {
-      read(obj);
+      readHooked(obj, read);
       if (obj.accepting) acceptMore(obj, map, read);
     }
   }
   for (const obj of writers) if (isCurrent(map, obj)) write(obj);
+}
+
+// A read event goes through the channel, which starts the next read once the
+// hook has sent its reply.
+function readHooked(obj: Pollable, event: (obj: Pollable) => void): void {
+  const channel = obj[kChannel];
+  if (channel === null) event(obj);
+  else channel.hooked(event);
 }
 
 type Pass = (seconds: number, map: SocketMap) => Promise<void> | void;
@@ -485,7 +493,8 @@ function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
   for (const [obj, bits] of flags) {
     if (isCurrent(map, obj)) {
-      readwrite(obj, bits);
+      if (bits & POLLIN) readHooked(obj, (o) => readwrite(o, bits));
+      else readwrite(obj, bits);
       if (obj.accepting) acceptMore(obj, map, acceptEvent);
     }
   }
