@@ -149,7 +149,7 @@ export class Waker<T extends Queued = Queued> {
       item.admitQueued = false;
       item.armRead();
     }
-    if (this.#admitHead === queue.length) {
+    if (this.#admitHead === queue.length && queue.length > 0) {
       this.#admitQueue = [];
       this.#admitHead = 0;
     }
