@@ -53,6 +53,11 @@ interface Options {
   table: string | undefined;
   /** Record and rank a CPU profile of each Deno server. */
   profile: boolean;
+  /**
+   * Keep each scenario's servers running and alternate the load generator
+   * among them, one timed window per server and run.
+   */
+  alternate: boolean;
   /** Where the pp1000 fairness chart goes; "" for nowhere. */
   svg: string;
   /** Where the markdown table goes too, if anywhere. */
@@ -218,6 +223,12 @@ const USAGE = `usage: deno task bench [options]
   --max-noise PCT    measure again when other programs used more than PCT% of a
                      cpu meanwhile (env MAX_NOISE, default 15)
   --retries N        how many times at most (env RETRIES, default 2)
+  --alternate        A/B mode: per scenario, start every server once and keep it
+                     running while the load generator alternates among them,
+                     one window of --dur seconds per server and run (e.g.
+                     --alternate --runs 30 --dur 1); drift between windows
+                     seconds apart is smaller than between fresh processes
+                     minutes apart (env ALTERNATE=1; not for idle or --profile)
   --profile          record a CPU profile of each Deno server (deno --cpu-prof)
                      and print its hottest functions; profiling slows the
                      servers, so compare such runs only with each other
@@ -256,6 +267,7 @@ function parseOptions(args: string[]): Options {
     "out",
     "table",
     "profile",
+    "alternate",
     "markdown",
     "svg",
   ];
@@ -269,7 +281,10 @@ function parseOptions(args: string[]): Options {
     const eq = arg.indexOf("=");
     const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
     if (!known.includes(name)) usageError(`unknown option "--${name}"`);
-    if (name === "quick" || name === "anchors" || name === "profile") {
+    if (
+      name === "quick" || name === "anchors" || name === "profile" ||
+      name === "alternate"
+    ) {
       flags.set(name, "1");
     } else if (eq < 0 && i + 1 >= args.length) {
       usageError(`"--${name}" needs a value`);
@@ -311,6 +326,13 @@ function parseOptions(args: string[]): Options {
   for (const name of [...(anchors ? ANCHORS : []), ...added]) {
     if (!servers.includes(name)) servers.push(name);
   }
+  const profile = get("profile") === "1";
+  const alternate = get("alternate") === "1";
+  if (profile && alternate) {
+    usageError(
+      '"--alternate" keeps servers running, and a profile is written when one exits: use one or the other',
+    );
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   return {
     runs: Math.floor(num("runs", quick ? 1 : 3, 1)),
@@ -330,7 +352,8 @@ function parseOptions(args: string[]): Options {
     maxNoise: num("max-noise", 15, 0),
     retries: Math.floor(num("retries", 2, 0)),
     table: flags.get("table"),
-    profile: get("profile") === "1",
+    profile,
+    alternate,
     svg: get("svg") ?? `${ROOT}bench/results/fairness.svg`,
     markdown: get("markdown"),
     out: get("out") ??
@@ -609,26 +632,29 @@ function poolPins(
   return [["taskset", "-c", cores], ["taskset", "-c", `${cpus - 1}`]];
 }
 
-async function measure(
+/** A server started for a scenario, and where its load generator runs. */
+interface Launched {
+  server: Server;
+  clientPin: string[];
+}
+
+// Starts `name` as `scenarioName` needs it (descriptor limit, workers,
+// pinning, profiling); a string says why it could not start.
+async function launch(
   o: Options,
   pins: [string[], string[]],
-  runNumber: number,
   name: string,
   scenarioName: string,
-  attempt: number,
-): Promise<Measurement> {
+  tag: string,
+): Promise<Launched | string> {
   const scenario = SCENARIOS[scenarioName]!;
-  const tag = `run${runNumber}.${name}.${scenarioName}${
-    attempt > 1 ? `.try${attempt}` : ""
-  }`;
   let argv = SERVERS[name]!.argv;
-  const profileDir = `${o.out}/profiles/${tag}`;
   if (o.profile && argv[0] === Deno.execPath() && argv[1] === "run") {
     argv = [
       argv[0],
       "run",
       "--cpu-prof",
-      `--cpu-prof-dir=${profileDir}`,
+      `--cpu-prof-dir=${o.out}/profiles/${tag}`,
       ...argv.slice(2),
     ];
   }
@@ -639,24 +665,34 @@ async function measure(
   }
   const [serverPin, clientPin] = workers > 0 ? poolPins(workers, pins) : pins;
   argv = [...serverPin, ...argv];
-  let server: Server;
   try {
-    server = await startServer(
+    const server = await startServer(
       argv,
       `${o.out}/logs/${tag}.server.log`,
       SERVERS[name]!.env,
     );
+    return { server, clientPin };
   } catch (error) {
-    return {
-      run: runNumber,
-      server: name,
-      scenario: scenarioName,
-      result: null,
-      error: error instanceof Error ? error.message : String(error),
-    };
+    return error instanceof Error ? error.message : String(error);
   }
+}
+
+// One timed load-generator run against a started server.
+async function loadOnce(
+  o: Options,
+  launched: Launched | string,
+  runNumber: number,
+  name: string,
+  scenarioName: string,
+  tag: string,
+): Promise<Measurement> {
+  const head = { run: runNumber, server: name, scenario: scenarioName };
+  if (typeof launched === "string") {
+    return { ...head, result: null, error: launched };
+  }
+  const { server, clientPin } = launched;
   const args = [
-    ...scenario.args(o),
+    ...SCENARIOS[scenarioName]!.args(o),
     "-h",
     "127.0.0.1",
     "-p",
@@ -666,17 +702,13 @@ async function measure(
   ];
   const timeoutMs = (o.dur + o.warm + o.hold + 200) * 1000;
   const out = await run([...clientPin, LOADGEN, ...args], { timeoutMs });
-  await stopServer(server);
-  if (o.profile) await reportProfile(profileDir, tag);
   const text = out === null ? "" : out.stdout + out.stderr;
   await Deno.writeTextFile(`${o.out}/logs/${tag}.loadgen.log`, text);
   const result = parseResult(text);
   const perConnection = parseConnectionCounts(text);
   const clientCore = clientPin.at(-1);
   return {
-    run: runNumber,
-    server: name,
-    scenario: scenarioName,
+    ...head,
     result,
     ...(result === null
       ? { error: "the load generator printed no RESULT" }
@@ -684,6 +716,32 @@ async function measure(
     clientCore: clientCore === undefined ? null : Number(clientCore),
     ...(perConnection === undefined ? {} : { perConnection }),
   };
+}
+
+// A fresh server process for one measurement.
+async function measure(
+  o: Options,
+  pins: [string[], string[]],
+  runNumber: number,
+  name: string,
+  scenarioName: string,
+  attempt: number,
+): Promise<Measurement> {
+  const tag = `run${runNumber}.${name}.${scenarioName}${
+    attempt > 1 ? `.try${attempt}` : ""
+  }`;
+  const launched = await launch(o, pins, name, scenarioName, tag);
+  const record = await loadOnce(
+    o,
+    launched,
+    runNumber,
+    name,
+    scenarioName,
+    tag,
+  );
+  if (typeof launched !== "string") await stopServer(launched.server);
+  if (o.profile) await reportProfile(`${o.out}/profiles/${tag}`, tag);
+  return record;
 }
 
 // The profile is written when the server exits; a server that is not a Deno
@@ -1193,17 +1251,15 @@ async function machine(): Promise<string> {
 
 /**
  * Measures once the cpus are idle, and again (after waiting for idle cpus)
- * while other programs turn out to have used them meanwhile.
+ * while other programs turn out to have used them meanwhile; `attempt(n)`
+ * makes the n-th measurement.
  */
 async function measureQuietly(
   o: Options,
-  pins: [string[], string[]],
-  runNumber: number,
-  server: string,
-  scenario: string,
+  attempt: (n: number) => Promise<Measurement>,
 ): Promise<Measurement> {
   await settle();
-  let record = await measure(o, pins, runNumber, server, scenario, 1);
+  let record = await attempt(1);
   let attempts = 1;
   while (attempts <= o.retries) {
     const noise = noiseOf(record);
@@ -1212,7 +1268,7 @@ async function measureQuietly(
       `${label(record, o)} other programs used ${noise}% cpu: measuring again`,
     );
     await settle();
-    record = await measure(o, pins, runNumber, server, scenario, ++attempts);
+    record = await attempt(++attempts);
   }
   return { ...record, attempts };
 }
@@ -1329,11 +1385,12 @@ async function retabulate(o: Options, path: string): Promise<void> {
     const head = json ? await Deno.readTextFile(`${dir}results.txt`) : text;
     about = /^# \S+ (.+); cpu busy/m.exec(head)?.[1] ?? about;
     o.dur = Number(/\bdur=([\d.]+)/i.exec(head)?.[1] ?? o.dur);
+    o.alternate = /\balternate=1\b/.test(head);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   const order = records.some((r) => r.result?.noise_cpu_pct !== undefined)
-    ? undefined
+    ? orderOf(o)
     : "the order of ../shared/bench/run.sh (each server's scenarios in a row, no check for other programs' CPU use)";
   const markdown = report(records, o, about, order);
   console.log(markdown);
@@ -1353,6 +1410,66 @@ function report(
     "",
     table(records, o),
   ].join("\n");
+}
+
+// A scenario run as several processes needs a server that can be.
+function fits(scenario: string, server: string): boolean {
+  return (SCENARIOS[scenario]!.workers ?? 0) <= 1 || !!SERVERS[server]!.workers;
+}
+
+function orderOf(o: Options): string | undefined {
+  return o.alternate
+    ? "each scenario's servers kept running, the load generator alternating among them window by window"
+    : undefined;
+}
+
+// --alternate: per scenario, every server is started once, loaded once
+// untimed (JIT, buffers), then measured in turns, in reverse order every
+// other run, so that windows seconds apart share the machine's state.
+async function alternate(
+  o: Options,
+  pins: [string[], string[]],
+  keep: (record: Measurement) => Promise<void>,
+): Promise<void> {
+  const skipped = o.scenarios.filter((s) => SCENARIOS[s]!.manyFiles);
+  if (skipped.length > 0) {
+    console.log(
+      `--alternate: skipping ${
+        skipped.join(", ")
+      } (it measures a fresh server's memory growth)`,
+    );
+    o.scenarios = o.scenarios.filter((s) => !skipped.includes(s));
+  }
+  for (const scenario of o.scenarios) {
+    const names = o.servers.filter((server) => fits(scenario, server));
+    const launched = new Map<string, Launched | string>();
+    try {
+      for (const name of names) {
+        const tag = `${name}.${scenario}`;
+        const server = await launch(o, pins, name, scenario, tag);
+        launched.set(name, server);
+        await loadOnce(o, server, 0, name, scenario, `warmup.${tag}`);
+      }
+      for (let i = 1; i <= o.runs; i++) {
+        const order = i % 2 === 1 ? names : [...names].reverse();
+        for (const name of order) {
+          const tag = (n: number): string =>
+            `run${i}.${name}.${scenario}${n > 1 ? `.try${n}` : ""}`;
+          await keep(
+            await measureQuietly(
+              o,
+              (n) =>
+                loadOnce(o, launched.get(name)!, i, name, scenario, tag(n)),
+            ),
+          );
+        }
+      }
+    } finally {
+      for (const server of launched.values()) {
+        if (typeof server !== "string") await stopServer(server.server);
+      }
+    }
+  }
 }
 
 async function main(): Promise<void> {
@@ -1381,7 +1498,9 @@ async function main(): Promise<void> {
     `# ${new Date().toISOString()} ${about}; cpu busy before start ${
       busy.toFixed(0)
     }%`,
-    `# runs=${o.runs} dur=${o.dur} warm=${o.warm} hold=${o.hold} idle_conns=${o.idleConns} churn_conns=${o.churnConns}`,
+    `# runs=${o.runs} dur=${o.dur} warm=${o.warm} hold=${o.hold} idle_conns=${o.idleConns} churn_conns=${o.churnConns}${
+      o.alternate ? " alternate=1" : ""
+    }`,
     `# pinning: server ${pins[0].join(" ") || "none"}, client ${
       pins[1].join(" ") || "none"
     }`,
@@ -1397,32 +1516,39 @@ async function main(): Promise<void> {
   await Deno.writeTextFile(resultsPath, `${header}\n`);
   const records: Measurement[] = [];
   const started = performance.now();
-  for (let i = 1; i <= o.runs; i++) {
-    // Servers take turns within each scenario, in alternate order from one
-    // run to the next, so drift in the machine's speed hits them alike.
-    const order = i % 2 === 1 ? o.servers : [...o.servers].reverse();
-    for (const scenario of o.scenarios) {
-      for (const server of order) {
-        if (
-          (SCENARIOS[scenario]!.workers ?? 0) > 1 && !SERVERS[server]!.workers
-        ) {
-          continue;
+  const keep = async (record: Measurement): Promise<void> => {
+    records.push(record);
+    console.log(`${label(record, o)} ${summary(record)}`);
+    await Deno.writeTextFile(resultsPath, `${resultLine(record)}\n`, {
+      append: true,
+    });
+    // After every measurement: an interrupted run can be tabulated.
+    await Deno.writeTextFile(
+      `${o.out}/results.json`,
+      JSON.stringify(records, null, 1),
+    );
+  };
+  if (o.alternate) {
+    await alternate(o, pins, keep);
+  } else {
+    for (let i = 1; i <= o.runs; i++) {
+      // Servers take turns within each scenario, in alternate order from one
+      // run to the next, so drift in the machine's speed hits them alike.
+      const order = i % 2 === 1 ? o.servers : [...o.servers].reverse();
+      for (const scenario of o.scenarios) {
+        for (const server of order) {
+          if (!fits(scenario, server)) continue;
+          await keep(
+            await measureQuietly(
+              o,
+              (n) => measure(o, pins, i, server, scenario, n),
+            ),
+          );
         }
-        const record = await measureQuietly(o, pins, i, server, scenario);
-        records.push(record);
-        console.log(`${label(record, o)} ${summary(record)}`);
-        await Deno.writeTextFile(resultsPath, `${resultLine(record)}\n`, {
-          append: true,
-        });
-        // After every measurement: an interrupted run can be tabulated.
-        await Deno.writeTextFile(
-          `${o.out}/results.json`,
-          JSON.stringify(records, null, 1),
-        );
       }
     }
   }
-  const markdown = report(records, o, about);
+  const markdown = report(records, o, about, orderOf(o));
   await Deno.writeTextFile(`${o.out}/table.md`, `${markdown}\n`);
   const again = records.reduce((n, r) => n + (r.attempts ?? 1) - 1, 0);
   console.log(
