@@ -100,13 +100,6 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   #fenceHeld = false;
   /** Set while the loop runs this channel's read hook: see {@linkcode hooked}. */
   #inHook = false;
-  /** Set once `recv()` emptied the inbox during that hook. */
-  #armLater = false;
-  /**
-   * Set while the inbox came from a read into a buffer grown to its largest:
-   * the channel moves a stream rather than messages.
-   */
-  #streaming = false;
 
   constructor(owner: O) {
     this.owner = owner;
@@ -327,29 +320,29 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     this.#inBorrowed = false;
     // Re-arm now, not at the next scan: bulk transfers need it. Inside the
     // read hook, once it returns (see hooked()), unless the channel moves a
-    // stream: then the next bytes likely wait, and reading them comes first.
-    if (this.#inHook && !this.#streaming) this.#armLater = true;
-    else if (this.wantRead) this.armRead();
+    // stream (its reads have grown the buffer to the largest): then the next
+    // bytes likely wait, and reading them comes first.
+    if (this.wantRead && (!this.#inHook || this.#readSize === MAX_READ)) {
+      this.armRead();
+    }
   }
 
   /**
-   * Runs the owner's read hook `event`; a read that `recv()` makes room for
+   * Runs the owner's read hook `event(owner, arg)`; a read that `recv()` makes room for
    * starts after it returns, unless the channel moves a stream. The
    * reply to a whole message is then written first: with one connection its
    * latency is the whole rate (arming the read first cost ~3 % of the
    * messages per second at one connection, and arming it last ~10 % of a
    * bulk transfer's bytes per second).
    */
-  hooked(event: (owner: O) => void): void {
+  hooked<A>(event: (owner: O, arg: A) => void, arg: A): void {
     this.#inHook = true;
     try {
-      event(this.owner);
+      event(this.owner, arg);
     } finally {
       this.#inHook = false;
-      if (this.#armLater) {
-        this.#armLater = false;
-        if (this.wantRead) this.armRead();
-      }
+      // A no-op unless the hook emptied the inbox (armRead() checks).
+      if (this.wantRead) this.armRead();
     }
   }
 
@@ -532,7 +525,6 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
     // Grow at once when a read fills the buffer; shrink only after a run of
     // small reads, so sizes near a boundary do not flip-flop (each change
     // costs a new buffer).
-    this.#streaming = buf.length === MAX_READ;
     if (n === buf.length) {
       this.#smallReads = 0;
       if (this.#readSize < MAX_READ) {

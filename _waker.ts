@@ -263,10 +263,9 @@ export class Waker<T extends Queued = Queued> {
     }
     this.#admitQueue = [];
     this.#admitHead = 0;
-    this.#admits = ADMIT_PER_TURN;
     this.drain();
-    this.#busySince = -1;
-    this.passesSinceTurn = 0;
+    // With nothing held, a turn only restarts the budget and the counts.
+    this.turn();
   }
 
   /** Clears the timer: nothing of the loop stays pending once it stops. */

@@ -266,7 +266,7 @@ async function kickThenCollect(
   handle: Dispatch,
 ): Promise<void> {
   await kick();
-  finish(collect(waker, map), map, handle);
+  finish(collect(waker), map, handle);
 }
 
 async function waitThenCollect(
@@ -276,17 +276,17 @@ async function waitThenCollect(
   handle: Dispatch,
 ): Promise<void> {
   await waker.wait(ms);
-  finish(collect(waker, map), map, handle);
+  finish(collect(waker), map, handle);
 }
 
-// After a wait or a kick: the channels whose I/O landed meanwhile.
-function collect(waker: Waker<Channel<Pollable>>, map: SocketMap): Ready {
+// After a wait or a kick: the channels whose I/O landed meanwhile (the
+// dispatch skips those no longer in the map).
+function collect(waker: Waker<Channel<Pollable>>): Ready {
   waker.turn();
   const readers: Pollable[] = [];
   const writers: Pollable[] = [];
   for (const channel of waker.drain()) {
     const obj = channel.owner;
-    if (!isCurrent(map, obj)) continue;
     if (channel.wantRead && channel.readReady()) readers.push(obj);
     if (channel.wantWrite && channel.writeReady()) writers.push(obj);
   }
@@ -359,7 +359,7 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
   runDue(map, runTimer);
   for (const obj of readers) {
     if (isCurrent(map, obj)) {
-      readHooked(obj, read);
+      readHooked(obj, read, 0);
       if (obj.accepting) acceptMore(obj, map, read);
     }
   }
@@ -368,10 +368,14 @@ function dispatch([readers, writers]: Ready, map: SocketMap): void {
 
 // A read event goes through the channel, which starts the next read once the
 // hook has sent its reply.
-function readHooked(obj: Pollable, event: (obj: Pollable) => void): void {
+function readHooked(
+  obj: Pollable,
+  event: (obj: Pollable, flags: number) => void,
+  flags: number,
+): void {
   const channel = obj[kChannel];
-  if (channel === null) event(obj);
-  else channel.hooked(event);
+  if (channel === null) event(obj, flags);
+  else channel.hooked(event, flags);
 }
 
 type Pass = (seconds: number, map: SocketMap) => Promise<void> | void;
@@ -493,8 +497,7 @@ function dispatch2([readers, writers]: Ready, map: SocketMap): void {
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
   for (const [obj, bits] of flags) {
     if (isCurrent(map, obj)) {
-      if (bits & POLLIN) readHooked(obj, (o) => readwrite(o, bits));
-      else readwrite(obj, bits);
+      readHooked(obj, readwrite, bits);
       if (obj.accepting) acceptMore(obj, map, acceptEvent);
     }
   }

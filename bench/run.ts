@@ -632,6 +632,10 @@ function poolPins(
   return [["taskset", "-c", cores], ["taskset", "-c", `${cpus - 1}`]];
 }
 
+function profileDir(o: Options, tag: string): string {
+  return `${o.out}/profiles/${tag}`;
+}
+
 /** A server started for a scenario, and where its load generator runs. */
 interface Launched {
   server: Server;
@@ -654,7 +658,7 @@ async function launch(
       argv[0],
       "run",
       "--cpu-prof",
-      `--cpu-prof-dir=${o.out}/profiles/${tag}`,
+      `--cpu-prof-dir=${profileDir(o, tag)}`,
       ...argv.slice(2),
     ];
   }
@@ -740,7 +744,7 @@ async function measure(
     tag,
   );
   if (typeof launched !== "string") await stopServer(launched.server);
-  if (o.profile) await reportProfile(`${o.out}/profiles/${tag}`, tag);
+  if (o.profile) await reportProfile(profileDir(o, tag), tag);
   return record;
 }
 
