@@ -283,7 +283,10 @@ export class Outbox {
     const chunks = this.#chunks;
     const head = chunks[0]!;
     if (n >= head.length) {
-      chunks.shift();
+      // Most writes take the only chunk: pop() keeps the array's storage,
+      // where shift() moves it.
+      if (chunks.length === 1) chunks.pop();
+      else chunks.shift();
       if (head.buffer === this.#tail?.buffer) this.#tail = null;
       returnChunk(head);
       if (this.#fence > 0) this.#fence--;

@@ -59,7 +59,12 @@ export function takeChunk(): Uint8Array {
  * view of it may be used afterwards.
  */
 export function returnChunk(chunk: Uint8Array): void {
-  if (pool.length < MAX_POOLED && ours.has(chunk.buffer)) {
-    pool.push(chunk.buffer as ArrayBuffer);
+  const buffer = chunk.buffer;
+  // The size rules out slab copies (most small writes) before the lookup.
+  if (
+    buffer.byteLength === CHUNK_SIZE && pool.length < MAX_POOLED &&
+    ours.has(buffer)
+  ) {
+    pool.push(buffer as ArrayBuffer);
   }
 }

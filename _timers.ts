@@ -102,6 +102,13 @@ export class Timers {
     return this.heap[0]?.deadline ?? Infinity;
   }
 
+  /** `ms`, shortened so a wait of that long ends by the next deadline. */
+  bound(ms: number): number {
+    if (this.heap.length === 0) return ms;
+    const left = this.next() - performance.now();
+    return left < ms ? Math.max(left, 0) : ms;
+  }
+
   /**
    * Runs every call due by now, in deadline order, through `run`. Calls
    * scheduled (or rescheduled) while these run wait for the next pass, so a
@@ -300,23 +307,10 @@ export function timersFor(map: object): Timers {
   return found;
 }
 
-/** Runs `map`'s due calls through `run` (see {@linkcode Timers.runDue}). */
-export function runDue(map: object, run: Runner): void {
-  timers.get(map)?.runDue(run);
-}
-
 /** Whether `map` has calls scheduled, or async ones still running. */
 export function hasTimers(map: object): boolean {
   const found = timers.get(map);
   return found !== undefined && (found.heap.length > 0 || found.running > 0);
-}
-
-/** `ms`, shortened so the wait ends by `map`'s next deadline. */
-export function waitBound(map: object, ms: number): number {
-  const found = timers.get(map);
-  if (found === undefined || found.heap.length === 0) return ms;
-  const left = found.next() - performance.now();
-  return left < ms ? Math.max(left, 0) : ms;
 }
 
 /** Cancels every call `owner` scheduled (its `close()` calls this). */

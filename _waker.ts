@@ -240,15 +240,19 @@ export class Waker<T extends Queued = Queued> {
     if (this.queue.length > 0 || this.#exiting) {
       return Promise.resolve();
     }
-    return new Promise<void>((resolve) => {
-      this.#resolve = resolve;
-      this.#deadline = performance.now() + ms;
-      // A zero timeout still yields one macrotask so pending I/O can land.
-      if (this.#timer === undefined || this.#timerAt > this.#deadline) {
-        this.#arm(ms);
-      }
-    });
+    this.#deadline = performance.now() + ms;
+    // A zero timeout still yields one macrotask so pending I/O can land.
+    if (this.#timer === undefined || this.#timerAt > this.#deadline) {
+      this.#arm(ms);
+    }
+    return new Promise<void>(this.#waiting);
   }
+
+  // One executor for every wait: a closure per wait is garbage per message
+  // on a quiet connection.
+  #waiting = (resolve: () => void): void => {
+    this.#resolve = resolve;
+  };
 
   /**
    * Forgets what the map's channels, all closed now, left behind (`close_all()`):

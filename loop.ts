@@ -41,10 +41,9 @@ import { type FollowEnd, type Waker, wakerFor } from "./_waker.ts";
 import {
   cancelAll,
   hasTimers,
-  runDue,
   type TimerCallback,
+  type Timers,
   timersFor,
-  waitBound,
 } from "./_timers.ts";
 
 export { ExitNow, type Pollable, socket_map, type SocketMap };
@@ -194,21 +193,22 @@ const KICK_PASSES = 4;
 /** What a pass found ready: `[readers, writers]`. */
 type Ready = [readers: Pollable[], writers: Pollable[]];
 
-// One pass: ask every channel what it wants, arm its read, then wait (only if
-// nothing is ready yet), and have `handle` dispatch the channels found read-
-// and write-ready, unless a hook's rejection has meanwhile asked the loop to
-// stop. A pass that neither waits nor kicks dispatches at once: most passes of
-// a busy loop, and a promise per pass would be most of their garbage. A pass
-// that waits dispatches from the same async function that waited: each
-// promise hop between the wake-up and the dispatch costs every message on a
-// quiet connection (one hop fewer measured 8-15 % less CPU per message at 1
-// connection).
+// One pass: ask every channel what it wants and arm its read; then, if
+// something is ready, have `handle` dispatch the channels found read- and
+// write-ready (unless a hook's rejection has meanwhile asked the loop to
+// stop). A pass that neither waits nor kicks dispatches at once: most passes
+// of a busy loop, and a promise per pass would be most of their garbage. When
+// nothing is ready, it returns how long to wait: run() waits itself and
+// dispatches from there, since each promise hop between the wake-up and the
+// dispatch costs every message on a quiet connection (an async function per
+// wait was ~3 % of the loop's instructions per message at 1 connection).
 function scan(
   timeout: number,
   map: SocketMap,
+  waker: Waker<Channel<Pollable>>,
+  timers: Timers,
   handle: Dispatch,
-): Promise<void> | void {
-  const waker = wakerFor<Channel<Pollable>>(map);
+): Promise<void> | number | undefined {
   const readers: Pollable[] = [];
   const writers: Pollable[] = [];
   for (const obj of map.values()) {
@@ -226,8 +226,8 @@ function scan(
   const idle = readers.length === 0 && writers.length === 0;
   if (idle) {
     return waker.holding
-      ? kickThenCollect(waker, map, handle)
-      : waitThenCollect(waker, map, waitBound(map, timeout * 1000), handle);
+      ? kickThenCollect(waker, timers, map, handle)
+      : timers.bound(timeout * 1000);
   }
   // No wait, but settled I/O reaches JavaScript only when the runtime
   // polls the OS: without a yield that gets there, an always-writable
@@ -240,21 +240,22 @@ function scan(
     (++waker.passesSinceTurn >= KICK_PASSES && waker.inFlight > 0) ||
     waker.busyFor(TURN_MS)
   ) {
-    return kickThen(waker, [readers, writers], map, handle);
+    return kickThen(waker, timers, [readers, writers], map, handle);
   }
-  finish([readers, writers], map, handle);
+  finish([readers, writers], waker, timers, map, handle);
 }
 
 // Apart from scan(): a closure there would put its locals in a context.
 async function kickThen(
   waker: Waker<Channel<Pollable>>,
+  timers: Timers,
   ready: Ready,
   map: SocketMap,
   handle: Dispatch,
 ): Promise<void> {
   await kick();
   waker.turn();
-  finish(ready, map, handle);
+  finish(ready, waker, timers, map, handle);
 }
 
 // Nothing is ready but reads wait for admission: a kick lets the admitted
@@ -262,21 +263,12 @@ async function kickThen(
 // reports nothing and leaves them to the next one).
 async function kickThenCollect(
   waker: Waker<Channel<Pollable>>,
+  timers: Timers,
   map: SocketMap,
   handle: Dispatch,
 ): Promise<void> {
   await kick();
-  finish(collect(waker), map, handle);
-}
-
-async function waitThenCollect(
-  waker: Waker<Channel<Pollable>>,
-  map: SocketMap,
-  ms: number,
-  handle: Dispatch,
-): Promise<void> {
-  await waker.wait(ms);
-  finish(collect(waker), map, handle);
+  finish(collect(waker), waker, timers, map, handle);
 }
 
 // After a wait or a kick: the channels whose I/O landed meanwhile (the
@@ -317,7 +309,7 @@ function collect(waker: Waker<Channel<Pollable>>): Ready {
  * @throws {RangeError} If `timeout` is negative.
  */
 export function poll(timeout?: number, map?: SocketMap): Promise<void> {
-  return alone(pollPass, timeout, map);
+  return alone(dispatch, timeout, map);
 }
 
 // A due timer runs like a hook: a dispatcher's own goes through route(); an
@@ -343,20 +335,27 @@ function runTimer(owner: object | null, fn: TimerCallback, map: object): void {
   }
 }
 
-type Dispatch = (ready: Ready, map: SocketMap) => void;
+/** How a pass dispatches what it found ready: poll()'s way or poll2()'s. */
+type Dispatch = (ready: Ready, map: SocketMap, timers: Timers) => void;
 
-function finish(ready: Ready, map: SocketMap, handle: Dispatch): void {
-  const exit = wakerFor(map).takeExit();
+function finish(
+  ready: Ready,
+  waker: Waker,
+  timers: Timers,
+  map: SocketMap,
+  handle: Dispatch,
+): void {
+  const exit = waker.takeExit();
   if (exit !== null) throw exit.error;
-  handle(ready, map);
+  handle(ready, map, timers);
 }
 
-function pollPass(seconds: number, map: SocketMap): Promise<void> | void {
-  return scan(seconds, map, dispatch);
-}
-
-function dispatch([readers, writers]: Ready, map: SocketMap): void {
-  runDue(map, runTimer);
+function dispatch(
+  [readers, writers]: Ready,
+  map: SocketMap,
+  timers: Timers,
+): void {
+  timers.runDue(runTimer);
   for (const obj of readers) {
     if (isCurrent(map, obj)) {
       readHooked(obj, read, 0);
@@ -378,19 +377,17 @@ function readHooked(
   else channel.hooked(event, flags);
 }
 
-type Pass = (seconds: number, map: SocketMap) => Promise<void> | void;
-
 // poll() and poll2(): one pass called on its own (not by loop()), which
 // checks their arguments.
 async function alone(
-  pass: Pass,
+  handle: Dispatch,
   timeout: number | undefined,
   map: SocketMap | undefined,
 ): Promise<void> {
   const seconds = checkTimeout(timeout === undefined ? 0 : timeout);
   map ??= socket_map;
   if (checkMap(map).size === 0 && !hasTimers(map)) return;
-  await run(pass, seconds, map, 1, undefined);
+  await run(handle, seconds, map, 1, undefined);
 }
 
 function hasWork(map: SocketMap): boolean {
@@ -403,13 +400,14 @@ function hasWork(map: SocketMap): boolean {
 // on one waker would leave one waiting forever), and drives once that one
 // stops on its own count or signal.
 async function run(
-  pass: Pass,
+  handle: Dispatch,
   seconds: number,
   map: SocketMap,
   count: number,
   signal: AbortSignal | undefined,
 ): Promise<void> {
-  const waker = wakerFor(map);
+  const waker = wakerFor<Channel<Pollable>>(map);
+  const timers = timersFor(map);
   let left = count;
   while (waker.looping) {
     if (left === 0 || signal?.aborted || !hasWork(map)) return;
@@ -427,9 +425,15 @@ async function run(
     // until their promise settles).
     while (hasWork(map) && left > 0 && !signal?.aborted) {
       waker.beginPass();
-      // Awaited even when the pass returned nothing: microtasks (an async
-      // hook's next step) still run between passes.
-      await pass(seconds, map);
+      const next = scan(seconds, map, waker, timers, handle);
+      if (typeof next === "number") {
+        await waker.wait(next);
+        finish(collect(waker), waker, timers, map, handle);
+      } else {
+        // Awaited even when the pass returned nothing: microtasks (an async
+        // hook's next step) still run between passes.
+        await next;
+      }
       waker.endPass();
       left--;
     }
@@ -483,15 +487,15 @@ function follow(
  * @throws {RangeError} If `timeout` is negative.
  */
 export function poll2(timeout?: number, map?: SocketMap): Promise<void> {
-  return alone(poll2Pass, timeout, map);
+  return alone(dispatch2, timeout, map);
 }
 
-function poll2Pass(seconds: number, map: SocketMap): Promise<void> | void {
-  return scan(seconds, map, dispatch2);
-}
-
-function dispatch2([readers, writers]: Ready, map: SocketMap): void {
-  runDue(map, runTimer);
+function dispatch2(
+  [readers, writers]: Ready,
+  map: SocketMap,
+  timers: Timers,
+): void {
+  timers.runDue(runTimer);
   const flags = new Map<Pollable, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
@@ -660,9 +664,9 @@ export async function loop(
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError("Cannot run loop: signal must be an AbortSignal");
   }
-  const pass = use_poll ? poll2Pass : pollPass;
+  const handle = use_poll ? dispatch2 : dispatch;
   try {
-    await run(pass, timeout, map, count ?? Infinity, signal);
+    await run(handle, timeout, map, count ?? Infinity, signal);
   } finally {
     // A loop that ran out of channels leaves nothing open behind it.
     if (map.size === 0) closeKick();
