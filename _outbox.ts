@@ -283,10 +283,7 @@ export class Outbox {
     const chunks = this.#chunks;
     const head = chunks[0]!;
     if (n >= head.length) {
-      // Most writes take the only chunk: pop() keeps the array's storage,
-      // where shift() moves it.
-      if (chunks.length === 1) chunks.pop();
-      else chunks.shift();
+      chunks.shift();
       if (head.buffer === this.#tail?.buffer) this.#tail = null;
       returnChunk(head);
       if (this.#fence > 0) this.#fence--;

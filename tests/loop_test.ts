@@ -24,11 +24,13 @@ import {
   write,
 } from "../mod.ts";
 import {
+  bytes,
   closing,
   connectDispatcher,
   loopbackPair,
   loopUntil,
   watchRejections,
+  writeAll,
 } from "./_helpers.ts";
 
 // Duck-typed stand-ins, as in CPython's test: read()/write()/readwrite() only
@@ -418,6 +420,41 @@ Deno.test("loop() rejects with ExitNow from an async hook", async () => {
     throw new ExitNow("stop");
   };
   await assert.rejects(loop({ timeout: 1, count: 100 }), ExitNow);
+});
+
+Deno.test("an async hook's next step runs before the next pass asks readable()", async (t) => {
+  // The hook stops reading after its await, with a byte still unread: the
+  // pass after it must see readable() false, as the hook's own code would.
+  class Stopper extends Dispatcher {
+    reads = 0;
+    stopped = false;
+    override readable(): boolean {
+      return !this.stopped;
+    }
+    override writable(): boolean {
+      return false;
+    }
+    override async handle_read(): Promise<void> {
+      this.reads++;
+      this.recv(1);
+      await Promise.resolve();
+      this.stopped = true;
+    }
+  }
+  for (const use_poll of [false, true]) {
+    await t.step(`use_poll: ${use_poll}`, async () => {
+      using _cleanup = closing();
+      const [server, client] = await loopbackPair();
+      try {
+        const stopper = new Stopper(server);
+        await writeAll(client, bytes("ab"));
+        await loop({ timeout: 0.01, count: 6, use_poll });
+        assert.equal(stopper.reads, 1);
+      } finally {
+        client.close();
+      }
+    });
+  }
 });
 
 Deno.test("a hook's rejected promise reaches handle_error(), never an unhandled rejection", async () => {

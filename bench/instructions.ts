@@ -1,0 +1,220 @@
+/**
+ * Instructions per message, a cost that this machine's noise cannot move:
+ * each echo server runs under valgrind's callgrind, which counts the
+ * instructions its process executes in user space (the kernel's work is not
+ * counted). A ping-pong client in this process warms the server up with
+ * `--warm` messages, the counters are zeroed, and the count is divided by the
+ * next `--count` messages. Runs of one server agree within ~3 %, where rates
+ * on this VM swing by 10–20 % from minute to minute.
+ *
+ *     deno run -A bench/instructions.ts [--conns N] [--warm N] [--count N]
+ *                                       [--runs N] [--servers a,b]
+ *                                       [--add NAME=FILE]
+ *
+ * Needs `valgrind` (with its `callgrind_control`). Under valgrind V8's
+ * optimising compiler (TurboFan) rarely gets its turn, so the JavaScript runs
+ * one tier lower (Maglev) than it does natively, where it is cheaper: compare
+ * servers measured here with each other, not with the native suite.
+ * `--add before=../old/bench/echo_server.ts` measures another copy of the
+ * code beside them (an A/B).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
+const SERVERS: Record<string, string> = {
+  asyncore: `${ROOT}bench/echo_server.ts`,
+  raw_deno: `${ROOT}bench/raw_deno_echo.ts`,
+};
+const BASE = "raw_deno";
+const SIZE = 64;
+
+interface Options {
+  conns: number;
+  warm: number;
+  count: number;
+  runs: number;
+  servers: [name: string, file: string][];
+}
+
+function options(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      conns: { type: "string", default: "1" },
+      warm: { type: "string", default: "3000" },
+      count: { type: "string", default: "3000" },
+      runs: { type: "string", default: "2" },
+      servers: { type: "string", default: "asyncore,raw_deno" },
+      add: { type: "string", multiple: true, default: [] },
+    },
+  });
+  const number = (name: "conns" | "warm" | "count" | "runs"): number => {
+    const value = Number(values[name]);
+    if (!Number.isInteger(value) || value < 1) {
+      throw new RangeError(
+        `--${name} "${values[name]}" is not a positive integer`,
+      );
+    }
+    return value;
+  };
+  const servers: [string, string][] = values.servers.split(",").map((name) => {
+    const file = SERVERS[name];
+    if (file === undefined) {
+      throw new RangeError(
+        `--servers: unknown server "${name}" (known: ${
+          Object.keys(SERVERS).join(", ")
+        })`,
+      );
+    }
+    return [name, file];
+  });
+  for (const spec of values.add) {
+    const at = spec.indexOf("=");
+    if (at < 1) throw new TypeError(`--add "${spec}" is not NAME=FILE`);
+    servers.push([spec.slice(0, at), spec.slice(at + 1)]);
+  }
+  return {
+    conns: number("conns"),
+    warm: number("warm"),
+    count: number("count"),
+    runs: number("runs"),
+    servers,
+  };
+}
+
+/** Sends `total` messages over `conns`, each waiting for its echo. */
+async function pingPong(port: number, conns: number, total: number) {
+  const message = new Uint8Array(SIZE).fill(0x61);
+  let left = total;
+  const one = async (): Promise<void> => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
+    const echo = new Uint8Array(SIZE);
+    try {
+      while (left > 0) {
+        left--;
+        await conn.write(message);
+        for (let got = 0; got < SIZE;) {
+          const n = await conn.read(echo.subarray(got));
+          if (n === null) throw new Error("the server closed the connection");
+          got += n;
+        }
+      }
+    } finally {
+      conn.close();
+    }
+  };
+  await Promise.all(Array.from({ length: conns }, one));
+}
+
+async function control(args: string[]): Promise<void> {
+  const { success, stderr } = await new Deno.Command("callgrind_control", {
+    args,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!success) {
+    throw new Error(
+      `callgrind_control ${args.join(" ")} failed: ${
+        new TextDecoder().decode(stderr)
+      }`,
+    );
+  }
+}
+
+/** Waits for the server's "listening on HOST:PORT" line; returns the port. */
+async function listening(stdout: ReadableStream<Uint8Array>): Promise<number> {
+  let text = "";
+  for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    const match = /listening on \S+:(\d+)/.exec(text);
+    if (match) return Number(match[1]);
+  }
+  throw new Error(`the server exited before listening: ${text}`);
+}
+
+async function measure(file: string, o: Options, dir: string): Promise<number> {
+  const child = new Deno.Command("valgrind", {
+    args: [
+      "--tool=callgrind",
+      "--smc-check=all-non-file",
+      `--callgrind-out-file=${dir}/cg.%p`,
+      Deno.execPath(),
+      "run",
+      "-A",
+      file,
+      "0",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const port = await listening(child.stdout);
+    await pingPong(port, o.conns, o.warm);
+    await control(["-z", `${child.pid}`]);
+    await pingPong(port, o.conns, o.count);
+    await control(["-d", `${child.pid}`]);
+    const dump = await Deno.readTextFile(`${dir}/cg.${child.pid}.1`);
+    const total = /^(?:summary|totals): (\d+)/m.exec(dump);
+    if (total === null) throw new Error("the callgrind dump has no total");
+    return Number(total[1]) / o.count;
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? sorted[mid]!
+    : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+if (import.meta.main) {
+  let o: Options;
+  try {
+    o = options(Deno.args);
+  } catch (error) {
+    console.error(`instructions: ${(error as Error).message}`);
+    Deno.exit(2);
+  }
+  const dir = await Deno.makeTempDir({ prefix: "asyncore-instructions-" });
+  const counts = new Map<string, number[]>(
+    o.servers.map(([name]) => [name, []]),
+  );
+  for (let run = 1; run <= o.runs; run++) {
+    // Alternate the order, as the suite does (the count hardly drifts, but
+    // the cost of a run is the same either way).
+    const order = run % 2 ? o.servers : [...o.servers].reverse();
+    for (const [name, file] of order) {
+      const perMessage = await measure(file, o, dir);
+      counts.get(name)!.push(perMessage);
+      console.log(
+        `run ${run}/${o.runs} ${name}: ${
+          Math.round(perMessage)
+        } instructions per message`,
+      );
+    }
+  }
+  const base = counts.get(BASE);
+  console.log(
+    `\n${o.conns} connection(s), ${SIZE} B messages, ${o.count} counted after ${o.warm}:`,
+  );
+  for (const [name, values] of counts) {
+    const mid = median(values);
+    const ratio = base !== undefined && name !== BASE
+      ? ` (${(mid / median(base)).toFixed(2)}× raw Deno)`
+      : "";
+    console.log(
+      `${name.padEnd(10)} ${Math.round(mid)} per message${ratio} [${
+        values.map(Math.round).join(", ")
+      }]`,
+    );
+  }
+  await Deno.remove(dir, { recursive: true });
+}
