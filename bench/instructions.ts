@@ -22,6 +22,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { median } from "./_median.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const SERVERS: Record<string, string> = {
@@ -167,14 +168,6 @@ async function measure(file: string, o: Options, dir: string): Promise<number> {
   }
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 if (import.meta.main) {
   let o: Options;
   try {
@@ -206,9 +199,9 @@ if (import.meta.main) {
     `\n${o.conns} connection(s), ${SIZE} B messages, ${o.count} counted after ${o.warm}:`,
   );
   for (const [name, values] of counts) {
-    const mid = median(values);
+    const mid = median(values)!;
     const ratio = base !== undefined && name !== BASE
-      ? ` (${(mid / median(base)).toFixed(2)}× raw Deno)`
+      ? ` (${(mid / median(base)!).toFixed(2)}× raw Deno)`
       : "";
     console.log(
       `${name.padEnd(10)} ${Math.round(mid)} per message${ratio} [${

@@ -22,6 +22,7 @@
  */
 
 import { fairnessChart, type Series } from "./_chart.ts";
+import { median } from "./_median.ts";
 import { formatSummary, summarize } from "./_profile.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
@@ -764,15 +765,6 @@ async function reportProfile(dir: string, tag: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------- the table
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 interface Metric {
   label: string;

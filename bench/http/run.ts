@@ -34,6 +34,8 @@
  * @module
  */
 
+import { median } from "../_median.ts";
+
 const here = new URL(".", import.meta.url);
 const root = new URL("../../", here);
 
@@ -186,14 +188,6 @@ function parseWrk(text: string): Result {
     serverCpu: 0,
     perCpu: requests, // divided by the server's CPU seconds by the caller
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2
-    ? sorted[mid]!
-    : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 async function startServer(
@@ -439,7 +433,7 @@ async function main(): Promise<void> {
       base === undefined
         ? "–"
         : `${
-          median(list.map((r, round) => r[key] / base[round]![key])).toFixed(2)
+          median(list.map((r, round) => r[key] / base[round]![key]))!.toFixed(2)
         }×`;
     for (const server of servers) {
       const list = results.get(`${server.name}/${conns}`) ?? [];
@@ -447,13 +441,13 @@ async function main(): Promise<void> {
       const cells = [
         server.label,
         conns,
-        median(list.map((r) => r.rps)).toFixed(0),
+        median(list.map((r) => r.rps))!.toFixed(0),
         ratio(list, "rps"),
-        median(list.map((r) => r.p50)).toFixed(2),
-        median(list.map((r) => r.p99)).toFixed(2),
+        median(list.map((r) => r.p50))!.toFixed(2),
+        median(list.map((r) => r.p99))!.toFixed(2),
         list.map((r) => r.rps.toFixed(0)).join(", "),
-        `${(median(list.map((r) => r.serverCpu)) * 100).toFixed(0)}%`,
-        median(list.map((r) => r.perCpu)).toFixed(0),
+        `${(median(list.map((r) => r.serverCpu))! * 100).toFixed(0)}%`,
+        median(list.map((r) => r.perCpu))!.toFixed(0),
         ratio(list, "perCpu"),
         list.reduce((sum, r) => sum + r.errors, 0),
         `${(lost * 100).toFixed(1)}%`,
