@@ -23,6 +23,7 @@
 
 import { parseArgs } from "node:util";
 import { median } from "./_median.ts";
+import { startServer, stopServer } from "./_server.ts";
 
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname);
 const SERVERS: Record<string, string> = {
@@ -87,7 +88,11 @@ function options(args: string[]): Options {
 }
 
 /** Sends `total` messages over `conns`, each waiting for its echo. */
-async function pingPong(port: number, conns: number, total: number) {
+async function pingPong(
+  port: number,
+  conns: number,
+  total: number,
+): Promise<void> {
   const message = new Uint8Array(SIZE).fill(0x61);
   let left = total;
   const one = async (): Promise<void> => {
@@ -126,20 +131,10 @@ async function control(args: string[]): Promise<void> {
   }
 }
 
-/** Waits for the server's "listening on HOST:PORT" line; returns the port. */
-async function listening(stdout: ReadableStream<Uint8Array>): Promise<number> {
-  let text = "";
-  for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
-    text += chunk;
-    const match = /listening on \S+:(\d+)/.exec(text);
-    if (match) return Number(match[1]);
-  }
-  throw new Error(`the server exited before listening: ${text}`);
-}
-
 async function measure(file: string, o: Options, dir: string): Promise<number> {
-  const child = new Deno.Command("valgrind", {
-    args: [
+  const server = await startServer(
+    [
+      "valgrind",
       "--tool=callgrind",
       "--smc-check=all-non-file",
       `--callgrind-out-file=${dir}/cg.%p`,
@@ -149,22 +144,23 @@ async function measure(file: string, o: Options, dir: string): Promise<number> {
       file,
       "0",
     ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+    `${dir}/server.log`,
+    {},
+    // valgrind starts Deno ~50 times slower than it runs natively.
+    300_000,
+  );
   try {
-    const port = await listening(child.stdout);
-    await pingPong(port, o.conns, o.warm);
-    await control(["-z", `${child.pid}`]);
-    await pingPong(port, o.conns, o.count);
-    await control(["-d", `${child.pid}`]);
-    const dump = await Deno.readTextFile(`${dir}/cg.${child.pid}.1`);
+    const pid = `${server.child.pid}`;
+    await pingPong(server.port, o.conns, o.warm);
+    await control(["-z", pid]);
+    await pingPong(server.port, o.conns, o.count);
+    await control(["-d", pid]);
+    const dump = await Deno.readTextFile(`${dir}/cg.${pid}.1`);
     const total = /^(?:summary|totals): (\d+)/m.exec(dump);
     if (total === null) throw new Error("the callgrind dump has no total");
     return Number(total[1]) / o.count;
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
+    await stopServer(server);
   }
 }
 
