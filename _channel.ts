@@ -42,6 +42,8 @@ export const kChannel: unique symbol = Symbol("asyncore.channel");
 export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
   /** Set while the channel sits in its waker's queue. */
   queued = false;
+  /** The number of the pass that last dispatched it (see loop.ts). */
+  pass = 0;
   /** Set while its next read waits for the waker's admission. */
   admitQueued = false;
   /** What the last loop pass learned from `readable()` / `writable()`. */

@@ -170,8 +170,12 @@ export class Waker<T extends Queued = Queued> {
     this.#followers.delete(follower);
   }
 
+  /** Passes begun on this map: a pass's number while it runs. */
+  passes = 0;
+
   /** The driving loop begins a pass. */
   beginPass(): void {
+    this.passes++;
     this.#inPass = true;
     if (this.#followers.size > 0) {
       for (const follower of this.#followers) follower.fresh = false;

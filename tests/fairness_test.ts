@@ -151,3 +151,74 @@ Deno.test("a pass that finds nothing ready while reads wait for admission report
     `the first pass served ${served} of ${count} connections`,
   );
 });
+
+Deno.test("while reads wait for admission a pass takes more turns, and reports what each lands", async () => {
+  using _cleanup = closing();
+  // Every connection has a byte waiting. The scan starts FREE_READS +
+  // ADMIT_PER_TURN reads; each later turn admits ADMIT_PER_TURN more.
+  const count = FREE_READS + ADMIT_PER_TURN * 4 + 8;
+  using group = await openReaders(count);
+  for (const peer of group.peers) await peer.write(bytes("x"));
+  await loop({ timeout: 30, count: 1 });
+  const served = group.readers.filter((r) => r.received === "x").length;
+  assert.ok(
+    served >= FREE_READS + ADMIT_PER_TURN * 3,
+    `one pass served ${served} of ${count} connections`,
+  );
+});
+
+// Answers each byte with one, and notes a second dispatch between two
+// readable() calls: two in one pass.
+class Ponger extends Dispatcher {
+  passes = 0;
+  readIn = -1;
+  reads = 0;
+  twice = 0;
+  override readable(): boolean {
+    this.passes++;
+    return true;
+  }
+  override writable(): boolean {
+    return false;
+  }
+  override handle_read(): void {
+    if (this.readIn === this.passes) this.twice++;
+    this.readIn = this.passes;
+    this.reads += this.recv(16).length;
+    this.send(bytes("y"));
+  }
+}
+
+Deno.test("a pass of several turns dispatches each channel once, however often its reads land", async () => {
+  using _cleanup = closing();
+  // Peers that answer at once: a connection served in one turn is admitted
+  // again in the next while admissions are left over, and lands again.
+  const count = FREE_READS + ADMIT_PER_TURN + 8;
+  const pongers: Ponger[] = [];
+  const peers: Deno.Conn[] = [];
+  using _peers = {
+    [Symbol.dispose]() {
+      for (const peer of peers) peer.close();
+    },
+  };
+  for (let i = 0; i < count; i++) {
+    const [conn, peer] = await loopbackPair();
+    peers.push(peer);
+    pongers.push(new Ponger(conn));
+  }
+  const rounds = 5;
+  const pinging = peers.map(async (peer) => {
+    const reply = new Uint8Array(1);
+    for (let i = 0; i < rounds; i++) {
+      await peer.write(bytes("x"));
+      if (await peer.read(reply) === null) return;
+    }
+  });
+  await loopUntil(() => pongers.every((p) => p.reads === rounds), {
+    timeout: 30,
+    what: "every ping was answered",
+  });
+  await Promise.all(pinging);
+  const twice = pongers.reduce((sum, p) => sum + p.twice, 0);
+  assert.equal(twice, 0, `${twice} dispatches came twice in one pass`);
+});
