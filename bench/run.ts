@@ -1278,12 +1278,16 @@ async function retabulate(o: Options, path: string): Promise<void> {
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
-  const order = records.some((r) => r.result?.noise_cpu_pct !== undefined)
-    ? orderOf(o)
-    : `the order of ../shared/bench/run.sh (each server's scenarios in a row, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`;
-  for (const record of records) {
-    if (record.result) deriveNoise(record.result);
+  // run.sh's results are the ones without a noise figure.
+  const shared = !records.some((r) => r.result?.noise_cpu_pct !== undefined);
+  if (shared) {
+    for (const record of records) {
+      if (record.result) deriveNoise(record.result);
+    }
   }
+  const order = shared
+    ? `the order of ../shared/bench/run.sh (each server's scenarios in a row, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
+    : orderOf(o);
   const markdown = report(records, o, about, order);
   console.log(markdown);
   await writeReport(records, o, markdown);
@@ -1297,8 +1301,7 @@ function deriveNoise(result: Result): void {
   const busy = result.core_busy_pct?.split("/").map(Number);
   const server = Number(result.srv_cpu_pct);
   const client = Number(result.cli_cpu_pct);
-  if (result.noise_cpu_pct !== undefined || busy === undefined) return;
-  if (!Number.isFinite(server) || !Number.isFinite(client)) return;
+  if (busy === undefined || !Number.isFinite(server + client)) return;
   const total = busy.reduce((sum, b) => sum + b, 0);
   result.noise_cpu_pct = String(Math.max(0, total - server - client));
 }
