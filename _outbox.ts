@@ -19,6 +19,39 @@ export const POOLED = CHUNK_SIZE / 2;
 /** Passes that output may be held while the input behind it is consumed. */
 const MAX_HELD_PASSES = 16;
 
+// Writes deferred to the end of the loop's dispatch of several channels (see
+// deferWrites()), and whether a dispatch defers them now.
+let deferring = false;
+const deferred: Outbox[] = [];
+
+/**
+ * Defers the writes that hooks start from now on until
+ * {@linkcode startDeferredWrites}: the loop dispatches a batch of ready
+ * channels, and their replies then leave back to back. Written one per hook,
+ * each a hook's work apart, they reached a peer that had gone back to sleep
+ * in the meantime, and each woke it again: at 100 connections the load
+ * generator slept and woke every 2 replies (raw Deno's every 4 to 10), and
+ * the server's sendto() paid for each wake-up. Back to back, they wake it
+ * once per burst: CPU per message -9 to -13 % at 100 connections and -10 %
+ * at 1000 (alternating windows against the code before). Returns false,
+ * deferring nothing more, while an outer dispatch defers already (a hook
+ * that polls another map).
+ */
+export function deferWrites(): boolean {
+  if (deferring) return false;
+  deferring = true;
+  return true;
+}
+
+/** Starts the writes deferred since {@linkcode deferWrites}, in order. */
+export function startDeferredWrites(): void {
+  deferring = false;
+  // Starting a write defers nothing (deferring is off), so the list is
+  // stable while it is walked.
+  for (let i = 0; i < deferred.length; i++) deferred[i]!.startDeferred();
+  deferred.length = 0;
+}
+
 /** The channel as its outbox sees it. */
 export interface Sending extends Queued {
   /** Where the bytes go; `null` once released. */
@@ -269,10 +302,26 @@ export class Outbox {
     this.writing = true;
     this.#heldIn = null;
     this.#heldPasses = 0;
+    // Deferred, it counts as a write in flight: sends append behind it.
+    if (deferring) deferred.push(this);
+    else this.#write();
+  }
+
+  #write(): void {
     this.#channel.stream!.write(this.#chunks[0]!).then(
       this.#onWritten,
       this.#onWriteError,
     );
+  }
+
+  /** Starts the write that {@linkcode deferWrites} deferred. */
+  startDeferred(): void {
+    // The channel may have been released, or its queue dropped, meanwhile.
+    if (this.#channel.stream !== null && this.#chunks.length > 0) {
+      this.#write();
+    } else {
+      this.#drained();
+    }
   }
 
   #onWritten = (n: number): void => {
@@ -302,11 +351,17 @@ export class Outbox {
       this.#start();
       return;
     }
+    this.#drained();
+  };
+
+  // Nothing is left to write: a closed channel is released, a shut one
+  // sends its EOF.
+  #drained(): void {
     this.writing = false;
     this.#tail = null;
-    if (channel.closed) this.release();
+    if (this.#channel.closed) this.release();
     else if (this.shut) this.#closeWrite();
-  };
+  }
 
   #onWriteError = (error: unknown): void => {
     this.writing = false;

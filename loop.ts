@@ -37,6 +37,7 @@ import {
 } from "./_state.ts";
 import { stackOf } from "./_descriptors.ts";
 import { closeKick, kick } from "./_kick.ts";
+import { deferWrites, startDeferredWrites } from "./_outbox.ts";
 import { type FollowEnd, type Waker, wakerFor } from "./_waker.ts";
 import {
   cancelAll,
@@ -380,13 +381,18 @@ function dispatch(
   timers: Timers,
 ): void {
   timers.runDue(runTimer);
-  for (const obj of readers) {
-    if (isCurrent(map, obj)) {
-      readHooked(obj, read, 0);
-      if (obj.accepting) acceptMore(obj, map, read);
+  const deferring = readers.length + writers.length > 1 && deferWrites();
+  try {
+    for (const obj of readers) {
+      if (isCurrent(map, obj)) {
+        readHooked(obj, read, 0);
+        if (obj.accepting) acceptMore(obj, map, read);
+      }
     }
+    for (const obj of writers) if (isCurrent(map, obj)) write(obj);
+  } finally {
+    if (deferring) startDeferredWrites();
   }
-  for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
 // A read event goes through the channel, which starts the next read once the
@@ -532,11 +538,16 @@ function dispatch2(
   const flags = new Map<Pollable, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
-  for (const [obj, bits] of flags) {
-    if (isCurrent(map, obj)) {
-      readHooked(obj, readwrite, bits);
-      if (obj.accepting) acceptMore(obj, map, acceptEvent);
+  const deferring = flags.size > 1 && deferWrites();
+  try {
+    for (const [obj, bits] of flags) {
+      if (isCurrent(map, obj)) {
+        readHooked(obj, readwrite, bits);
+        if (obj.accepting) acceptMore(obj, map, acceptEvent);
+      }
     }
+  } finally {
+    if (deferring) startDeferredWrites();
   }
 }
 

@@ -1,17 +1,20 @@
 // The outbox's shortcuts must never change what the peer receives or when a
 // handler's bytes leave: sends made while input is still being consumed are
-// merged, not lost or stalled; pooled chunks are never written twice; and a
-// close from outside any hook wakes a waiting loop.
+// merged, not lost or stalled; pooled chunks are never written twice; a
+// close from outside any hook wakes a waiting loop; and the replies of a pass
+// that dispatches several channels leave together once its hooks have run.
 
 import assert from "node:assert/strict";
-import { Dispatcher, DispatcherWithSend, loop } from "../mod.ts";
+import { Dispatcher, DispatcherWithSend, loop, poll, poll2 } from "../mod.ts";
 import { Channel } from "../_channel.ts";
 import {
+  bytes,
   closing,
   concat,
   loopbackPair,
   loopUntil,
   readAll,
+  text,
   writeAll,
 } from "./_helpers.ts";
 
@@ -190,4 +193,72 @@ Deno.test("output held while input is consumed in tiny slices leaves within 16 p
   if (!timedOut) client.close();
   assert.ok(got !== null && got >= 16 && got <= 20, `got ${got} bytes`);
   assert.ok(reply.subarray(0, got).every((b) => b === 7));
+});
+
+Deno.test("replies of a pass that dispatches several channels leave after its hooks, one channel's inside its hook", async (t) => {
+  using _cleanup = closing();
+  const pairs = [await loopbackPair(), await loopbackPair()];
+  const log: string[] = [];
+  // The spy sees each write op the outbox starts on a connection.
+  function spied(name: string, conn: Deno.TcpConn): Deno.TcpConn {
+    const write = conn.write.bind(conn);
+    conn.write = (data: Uint8Array) => {
+      log.push(`write ${name}`);
+      return write(data);
+    };
+    return conn;
+  }
+  class Logged extends Dispatcher {
+    name = "";
+    override handle_read(): void {
+      log.push(`read ${this.name}`);
+      this.send(this.recv(64));
+      log.push(`sent ${this.name}`);
+    }
+    override writable(): boolean {
+      return false;
+    }
+  }
+  pairs.forEach(([server], i) => {
+    new Logged(spied(`${i}`, server)).name = `${i}`;
+  });
+  const clients = pairs.map(([, client]) => client);
+  const reply = new Uint8Array(2);
+  // Both hooks, then both writes, in map order.
+  const BOTH = ["read 0", "sent 0", "read 1", "sent 1", "write 0", "write 1"];
+  // One pass arms both reads (no input yet); the input then lands while no
+  // pass runs, so the next pass finds both channels ready at once.
+  async function passWith(
+    senders: Deno.Conn[],
+    pass: typeof poll = poll,
+  ): Promise<void> {
+    log.length = 0;
+    await pass(0);
+    for (const client of senders) await client.write(bytes("hi"));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await pass(0);
+    for (const client of senders) {
+      assert.equal(await client.read(reply), 2);
+      assert.equal(text(reply), "hi");
+    }
+  }
+  await t.step(
+    "two ready channels: both hooks run, then both writes",
+    async () => {
+      await passWith(clients);
+      assert.deepEqual(log, BOTH);
+    },
+  );
+  await t.step(
+    "one ready channel: its write starts inside its hook",
+    async () => {
+      await passWith([clients[1]!]);
+      assert.deepEqual(log, ["read 1", "write 1", "sent 1"]);
+    },
+  );
+  await t.step("poll2(): the same for two ready channels", async () => {
+    await passWith(clients, poll2);
+    assert.deepEqual(log, BOTH);
+  });
+  for (const client of clients) client.close();
 });
