@@ -308,10 +308,18 @@ export class Outbox {
   }
 
   #write(): void {
-    this.#channel.stream!.write(this.#chunks[0]!).then(
-      this.#onWritten,
-      this.#onWriteError,
-    );
+    try {
+      this.#channel.stream!.write(this.#chunks[0]!).then(
+        this.#onWritten,
+        this.#onWriteError,
+      );
+    } catch (error) {
+      // A stream whose write() throws instead of rejecting (Deno's own
+      // reject): the channel fails as on a rejection, from whichever caller
+      // (a send(), a completed write, the end of a dispatch), and the outbox
+      // is not left waiting for a write that never started.
+      this.#onWriteError(error);
+    }
   }
 
   /** Starts the write that {@linkcode deferWrites} deferred. */

@@ -208,12 +208,17 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
     };
     return conn;
   }
+  const errors: string[] = [];
   class Logged extends Dispatcher {
     name = "";
     override handle_read(): void {
       log.push(`read ${this.name}`);
       this.send(this.recv(64));
       log.push(`sent ${this.name}`);
+    }
+    override handle_error(error: unknown): void {
+      errors.push(`${this.name}: ${(error as Error).message}`);
+      this.close();
     }
     override writable(): boolean {
       return false;
@@ -260,5 +265,26 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
     await passWith(clients, poll2);
     assert.deepEqual(log, BOTH);
   });
+  await t.step(
+    "a deferred write that throws at once fails its own channel alone",
+    async () => {
+      pairs[0]![0].write = () => {
+        throw new Error("write refused");
+      };
+      await poll(0);
+      for (const client of clients) await client.write(bytes("hi"));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await poll(0);
+      // The other channel's deferred write still went out.
+      assert.equal(await clients[1]!.read(reply), 2);
+      assert.equal(text(reply), "hi");
+      // The next pass hands the failure to its channel's handle_error(),
+      // once, and that channel closes.
+      await poll(0);
+      await poll(0);
+      assert.deepEqual(errors, ["0: write refused"]);
+      assert.equal(await clients[0]!.read(reply), null);
+    },
+  );
   for (const client of clients) client.close();
 });
