@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Dispatcher, DispatcherWithSend, loop, poll, poll2 } from "../mod.ts";
-import { Channel } from "../_channel.ts";
+import { Channel, kChannel } from "../_channel.ts";
 import {
   bytes,
   closing,
@@ -224,9 +224,19 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
       return false;
     }
   }
-  pairs.forEach(([server], i) => {
-    new Logged(spied(`${i}`, server)).name = `${i}`;
+  const handlers = pairs.map(([server], i) => {
+    const handler = new Logged(spied(`${i}`, server));
+    handler.name = `${i}`;
+    return handler;
   });
+  // Until the input of each handler in `which` has landed (bounded: a read
+  // that never lands fails the test instead of hanging it).
+  async function landed(which: Logged[]): Promise<void> {
+    for (let waited = 0; !which.every((h) => h[kChannel]!.readReady());) {
+      assert.ok(waited++ < 5000, "the input never landed");
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
   const clients = pairs.map(([, client]) => client);
   const reply = new Uint8Array(2);
   // Both hooks, then both writes, in map order.
@@ -234,13 +244,13 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
   // One pass arms both reads (no input yet); the input then lands while no
   // pass runs, so the next pass finds both channels ready at once.
   async function passWith(
-    senders: Deno.Conn[],
+    senders: Deno.TcpConn[],
     pass: typeof poll = poll,
   ): Promise<void> {
     log.length = 0;
     await pass(0);
     for (const client of senders) await client.write(bytes("hi"));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await landed(senders.map((client) => handlers[clients.indexOf(client)]!));
     await pass(0);
     for (const client of senders) {
       assert.equal(await client.read(reply), 2);
@@ -273,7 +283,7 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
       };
       await poll(0);
       for (const client of clients) await client.write(bytes("hi"));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await landed(handlers);
       await poll(0);
       // The other channel's deferred write still went out.
       assert.equal(await clients[1]!.read(reply), 2);
