@@ -335,9 +335,9 @@ export class Channel<O = unknown> implements Accepting, Sending, Upgrading {
    * reply to a whole message is then written first: with one connection its
    * latency is the whole rate (arming the read first cost ~3 % of the
    * messages per second at one connection, and arming it last ~10 % of a
-   * bulk transfer's bytes per second). In a pass that dispatches several
-   * channels the write itself is deferred to the pass's end (deferWrites()
-   * in _outbox.ts), where back to back writes wake the peers less often.
+   * bulk transfer's bytes per second). When the loop dispatches several
+   * channels at once, the write itself waits until their hooks have run
+   * (deferWrites() in _outbox.ts).
    */
   hooked<A>(event: (owner: O, arg: A) => void, arg: A): void {
     this.#inHook = true;

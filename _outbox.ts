@@ -26,16 +26,13 @@ const deferred: Outbox[] = [];
 
 /**
  * Defers the writes that hooks start from now on until
- * {@linkcode startDeferredWrites}: the loop dispatches a batch of ready
+ * {@linkcode startDeferredWrites}: the loop dispatches several ready
  * channels, and their replies then leave back to back. Written one per hook,
- * each a hook's work apart, they reached a peer that had gone back to sleep
- * in the meantime, and each woke it again: at 100 connections the load
- * generator slept and woke every 2 replies (raw Deno's every 4 to 10), and
- * the server's sendto() paid for each wake-up. Back to back, they wake it
- * once per burst: CPU per message -9 to -13 % at 100 connections and -10 %
- * at 1000 (alternating windows against the code before). Returns false,
- * deferring nothing more, while an outer dispatch defers already (a hook
- * that polls another map).
+ * a hook's work apart, each reached a peer that had gone back to sleep
+ * meanwhile, and the server's sendto() paid to wake it again (measured in
+ * docs/benchmarks.md, "The peer's wake-ups"). Returns false, deferring
+ * nothing more, while an outer dispatch defers already (a hook that polls
+ * another map).
  */
 export function deferWrites(): boolean {
   if (deferring) return false;

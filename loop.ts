@@ -372,7 +372,19 @@ function finish(
 ): void {
   const exit = waker.takeExit();
   if (exit !== null) throw exit.error;
-  handle(ready, map, timers);
+  // The writes of a dispatch of several channels leave back to back once
+  // its hooks have run (see deferWrites()); one channel writes in its hook.
+  const deferring = severalChannels(ready) && deferWrites();
+  try {
+    handle(ready, map, timers);
+  } finally {
+    if (deferring) startDeferredWrites();
+  }
+}
+
+function severalChannels([readers, writers]: Ready): boolean {
+  const n = readers.length + writers.length;
+  return n > 2 || (n === 2 && readers[0] !== writers[0]);
 }
 
 function dispatch(
@@ -381,18 +393,13 @@ function dispatch(
   timers: Timers,
 ): void {
   timers.runDue(runTimer);
-  const deferring = readers.length + writers.length > 1 && deferWrites();
-  try {
-    for (const obj of readers) {
-      if (isCurrent(map, obj)) {
-        readHooked(obj, read, 0);
-        if (obj.accepting) acceptMore(obj, map, read);
-      }
+  for (const obj of readers) {
+    if (isCurrent(map, obj)) {
+      readHooked(obj, read, 0);
+      if (obj.accepting) acceptMore(obj, map, read);
     }
-    for (const obj of writers) if (isCurrent(map, obj)) write(obj);
-  } finally {
-    if (deferring) startDeferredWrites();
   }
+  for (const obj of writers) if (isCurrent(map, obj)) write(obj);
 }
 
 // A read event goes through the channel, which starts the next read once the
@@ -538,16 +545,11 @@ function dispatch2(
   const flags = new Map<Pollable, number>();
   for (const obj of readers) flags.set(obj, POLLIN);
   for (const obj of writers) flags.set(obj, (flags.get(obj) ?? 0) | POLLOUT);
-  const deferring = flags.size > 1 && deferWrites();
-  try {
-    for (const [obj, bits] of flags) {
-      if (isCurrent(map, obj)) {
-        readHooked(obj, readwrite, bits);
-        if (obj.accepting) acceptMore(obj, map, acceptEvent);
-      }
+  for (const [obj, bits] of flags) {
+    if (isCurrent(map, obj)) {
+      readHooked(obj, readwrite, bits);
+      if (obj.accepting) acceptMore(obj, map, acceptEvent);
     }
-  } finally {
-    if (deferring) startDeferredWrites();
   }
 }
 

@@ -211,6 +211,7 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
   const errors: string[] = [];
   class Logged extends Dispatcher {
     name = "";
+    alsoWritable = false;
     override handle_read(): void {
       log.push(`read ${this.name}`);
       this.send(this.recv(64));
@@ -221,8 +222,9 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
       this.close();
     }
     override writable(): boolean {
-      return false;
+      return this.alsoWritable;
     }
+    override handle_write(): void {}
   }
   const handlers = pairs.map(([server], i) => {
     const handler = new Logged(spied(`${i}`, server));
@@ -268,6 +270,15 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
     "one ready channel: its write starts inside its hook",
     async () => {
       await passWith([clients[1]!]);
+      assert.deepEqual(log, ["read 1", "write 1", "sent 1"]);
+    },
+  );
+  await t.step(
+    "one channel both read- and write-ready: still inside its hook",
+    async () => {
+      handlers[1]!.alsoWritable = true;
+      await passWith([clients[1]!]);
+      handlers[1]!.alsoWritable = false;
       assert.deepEqual(log, ["read 1", "write 1", "sent 1"]);
     },
   );
