@@ -1286,7 +1286,11 @@ async function retabulate(o: Options, path: string): Promise<void> {
     }
   }
   const order = shared
-    ? `the order of ../shared/bench/run.sh (each server's scenarios in a row, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
+    ? `${
+      /^# shared_interleaved\b/m.test(text)
+        ? "../shared/bench/run.sh driven one scenario at a time by bench/shared_interleaved.sh (the servers of a scenario seconds apart, in reverse order every other run"
+        : "the order of ../shared/bench/run.sh (each server's scenarios in a row"
+    }, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
     : orderOf(o);
   const markdown = report(records, o, about, order);
   console.log(markdown);

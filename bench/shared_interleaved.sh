@@ -29,7 +29,8 @@ SCENARIOS=${SCENARIOS:-"pp1 pp100 pp1000 bulk idle"}
 OUT=${OUT:-${TMPDIR:-/tmp}/echo-bench/interleaved-$(date +%Y%m%d-%H%M%S)}
 entries=("raw_deno=deno run -A $(dirname "$RUN_SH")/servers/raw_deno.ts {port}" "$@")
 mkdir -p "$OUT"
-: >"$OUT/results.txt"
+# The header tells `deno task bench --table` how these runs were ordered.
+echo "# shared_interleaved RUNS=$RUNS DUR=${DUR:-5} SCENARIOS=$SCENARIOS" >"$OUT/results.txt"
 for run in $(seq 1 "$RUNS"); do
   order=("${entries[@]}")
   if [ $((run % 2)) -eq 0 ]; then
