@@ -9,8 +9,9 @@
 #
 # usage: bench/shared_interleaved.sh RUN_SH [name=command ...]
 #   RUN_SH   the shared harness's run.sh
-#   entries  extra servers, as run.sh takes them ({port} is substituted);
-#            raw Deno (run.sh's own servers/raw_deno.ts) is always the first
+#   entries  the servers to compare with raw Deno (run.sh's own
+#            servers/raw_deno.ts, always measured, first in odd runs and last
+#            in even ones), as run.sh takes them ({port} is substituted)
 # env: RUNS (default 7), SCENARIOS (default "pp1 pp100 pp1000 bulk idle"),
 #      OUT (default $TMPDIR/echo-bench/interleaved-<stamp>), and run.sh's own
 #      knobs (DUR, WARM, ...), passed through.
