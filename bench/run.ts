@@ -1285,12 +1285,12 @@ async function retabulate(o: Options, path: string): Promise<void> {
       if (record.result) deriveNoise(record.result);
     }
   }
+  // bench/shared_interleaved.sh marks its results with a header line.
+  const runShOrder = /^# shared_interleaved\b/m.test(text)
+    ? "../shared/bench/run.sh driven one scenario at a time by bench/shared_interleaved.sh (the servers of a scenario seconds apart, in reverse order every other run"
+    : "the order of ../shared/bench/run.sh (each server's scenarios in a row";
   const order = shared
-    ? `${
-      /^# shared_interleaved\b/m.test(text)
-        ? "../shared/bench/run.sh driven one scenario at a time by bench/shared_interleaved.sh (the servers of a scenario seconds apart, in reverse order every other run"
-        : "the order of ../shared/bench/run.sh (each server's scenarios in a row"
-    }, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
+    ? `${runShOrder}, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
     : orderOf(o);
   const markdown = report(records, o, about, order);
   console.log(markdown);

@@ -18,6 +18,15 @@ import {
   writeAll,
 } from "./_helpers.ts";
 
+// Until every channel has input to report, without running a pass (bounded:
+// input that never lands fails the test instead of hanging it).
+async function untilReadReady(channels: Channel<unknown>[]): Promise<void> {
+  for (let waited = 0; !channels.every((c) => c.readReady());) {
+    assert.ok(waited++ < 5000, "the input never landed");
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 // Echoes in small slices, so one read's bytes take many passes to consume;
 // with `kept` set, it also keeps every slice recv() returned.
 class SliceEcho extends DispatcherWithSend {
@@ -171,9 +180,7 @@ Deno.test("output held while input is consumed in tiny slices leaves within 16 p
   channel.wantRead = true;
   await client.write(new Uint8Array(100).fill(7));
   channel.armRead();
-  while (!channel.readReady()) {
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
+  await untilReadReady([channel]);
   for (let pass = 0; pass < 20; pass++) {
     channel.flush();
     const byte = channel.recv(1);
@@ -231,14 +238,8 @@ Deno.test("replies of a pass that dispatches several channels leave after its ho
     handler.name = `${i}`;
     return handler;
   });
-  // Until the input of each handler in `which` has landed (bounded: a read
-  // that never lands fails the test instead of hanging it).
-  async function landed(which: Logged[]): Promise<void> {
-    for (let waited = 0; !which.every((h) => h[kChannel]!.readReady());) {
-      assert.ok(waited++ < 5000, "the input never landed");
-      await new Promise((resolve) => setTimeout(resolve, 1));
-    }
-  }
+  const landed = (which: Logged[]) =>
+    untilReadReady(which.map((h) => h[kChannel]!));
   const clients = pairs.map(([, client]) => client);
   const reply = new Uint8Array(2);
   // Both hooks, then both writes, in map order.
