@@ -51,8 +51,11 @@ interface Options {
   maxNoise: number;
   retries: number;
   out: string;
-  /** A results.json to tabulate again instead of measuring. */
-  table: string | undefined;
+  /**
+   * Results (results.json or results.txt) to tabulate again instead of
+   * measuring; several are pooled, their runs numbered one after another.
+   */
+  table: string[];
   /** Record and rank a CPU profile of each Deno server. */
   profile: boolean;
   /**
@@ -236,7 +239,9 @@ const USAGE = `usage: deno task bench [options]
                      servers, so compare such runs only with each other
   --table FILE       print the table of an earlier run's results.json again,
                      or of a results.txt (also ../shared/bench/run.sh's)
-                     (and write --markdown and --svg from it)
+                     (and write --markdown and --svg from it); repeated, it
+                     pools the runs of several sets of the same code, each
+                     set's runs numbered after the last set's
   --markdown FILE    write the markdown table to FILE too (env MARKDOWN; it
                      is always written to the --out directory as table.md)
   --svg FILE         where the chart of messages per connection at pp1000
@@ -250,6 +255,7 @@ function parseOptions(args: string[]): Options {
   const env = (name: string): string | undefined => Deno.env.get(name);
   const flags = new Map<string, string>();
   const added: string[] = [];
+  const tables: string[] = [];
   const known = [
     "add",
     "quick",
@@ -293,6 +299,7 @@ function parseOptions(args: string[]): Options {
     } else {
       const value = eq < 0 ? args[++i]! : arg.slice(eq + 1);
       if (name === "add") added.push(addServer(value));
+      else if (name === "table") tables.push(value);
       else flags.set(name, value);
     }
   }
@@ -353,7 +360,7 @@ function parseOptions(args: string[]): Options {
     clientCpu: Math.floor(num("client-cpu", 1, 0)),
     maxNoise: num("max-noise", 15, 0),
     retries: Math.floor(num("retries", 2, 0)),
-    table: flags.get("table"),
+    table: tables,
     profile,
     alternate,
     svg: get("svg") ?? `${ROOT}bench/results/fairness.svg`,
@@ -1240,11 +1247,19 @@ function parseResultLines(text: string): Measurement[] {
   });
 }
 
-/**
- * Prints the table of an earlier run again, from its results.json, or from
- * a results.txt (this harness's or ../shared/bench/run.sh's: no chart then).
- */
-async function retabulate(o: Options, path: string): Promise<void> {
+/** One set of results read back, with the header that describes it. */
+interface ResultSet {
+  path: string;
+  records: Measurement[];
+  /** The header of its results.txt ("" when a results.json has none). */
+  head: string;
+  /** ../shared/bench/run.sh's results: they carry no noise figure. */
+  shared: boolean;
+  dur: number | undefined;
+  alternate: boolean;
+}
+
+async function readResults(path: string): Promise<ResultSet> {
   const text = await Deno.readTextFile(path);
   const json = path.endsWith(".json");
   const records = json
@@ -1252,6 +1267,66 @@ async function retabulate(o: Options, path: string): Promise<void> {
     : parseResultLines(text);
   if (records.length === 0) {
     throw new Error(`Cannot tabulate ${path}: it holds no results`);
+  }
+  // The machine and the timing are in the header of results.txt (beside a
+  // results.json); run.sh's header gives no machine.
+  let head = text;
+  if (json) {
+    try {
+      const dir = path.slice(0, path.lastIndexOf("/") + 1);
+      head = await Deno.readTextFile(`${dir}results.txt`);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+      head = "";
+    }
+  }
+  const dur = /\bdur=([\d.]+)/i.exec(head)?.[1];
+  return {
+    path,
+    records,
+    head,
+    shared: !records.some((r) => r.result?.noise_cpu_pct !== undefined),
+    dur: dur === undefined ? undefined : Number(dur),
+    alternate: /\balternate=1\b/.test(head),
+  };
+}
+
+// Sets measured differently would make their per-run ratios mean different
+// things: only sets of one harness and one timing are pooled.
+function checkPoolable(sets: ResultSet[]): void {
+  const [first] = sets;
+  for (const set of sets.slice(1)) {
+    const differs = set.shared !== first!.shared
+      ? "one harness's results with the other's"
+      : set.dur !== first!.dur
+      ? `runs of ${set.dur} s with runs of ${first!.dur} s`
+      : set.alternate !== first!.alternate
+      ? "alternating windows with runs of fresh servers"
+      : undefined;
+    if (differs !== undefined) {
+      throw new Error(
+        `Cannot pool ${set.path} with ${first!.path}: it would mix ${differs}`,
+      );
+    }
+  }
+}
+
+/**
+ * Prints the table of earlier runs again, from a results.json, or from a
+ * results.txt (this harness's or ../shared/bench/run.sh's: no chart then).
+ * Several sets are pooled: each set's runs are numbered after the last
+ * set's, so every per-run ratio still pairs servers measured side by side.
+ */
+async function retabulate(o: Options, paths: string[]): Promise<void> {
+  const sets = await Promise.all(paths.map(readResults));
+  checkPoolable(sets);
+  const records: Measurement[] = [];
+  let offset = 0;
+  for (const set of sets) {
+    for (const record of set.records) {
+      records.push({ ...record, run: record.run + offset });
+    }
+    offset += Math.max(...set.records.map((r) => r.run));
   }
   const seen = (key: "server" | "scenario"): string[] => [
     ...new Set(records.map((r) => r[key])),
@@ -1265,34 +1340,32 @@ async function retabulate(o: Options, path: string): Promise<void> {
     ...servers.filter((s) => !o.servers.includes(s)),
   ];
   o.scenarios = seen("scenario").filter((s) => s in SCENARIOS);
-  o.runs = Math.max(...records.map((r) => r.run));
-  // The machine and the timing are in the header of results.txt (beside a
-  // results.json); run.sh's header gives no machine.
-  let about = "see results.txt";
-  try {
-    const dir = path.slice(0, path.lastIndexOf("/") + 1);
-    const head = json ? await Deno.readTextFile(`${dir}results.txt`) : text;
-    about = /^# \S+ (.+); cpu busy/m.exec(head)?.[1] ?? about;
-    o.dur = Number(/\bdur=([\d.]+)/i.exec(head)?.[1] ?? o.dur);
-    o.alternate = /\balternate=1\b/.test(head);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  // run.sh's results are the ones without a noise figure.
-  const shared = !records.some((r) => r.result?.noise_cpu_pct !== undefined);
+  o.runs = offset;
+  const [first] = sets;
+  const about = /^# \S+ (.+); cpu busy/m.exec(first!.head)?.[1] ??
+    "see results.txt";
+  o.dur = first!.dur ?? o.dur;
+  o.alternate = first!.alternate;
+  const shared = first!.shared;
   if (shared) {
     for (const record of records) {
       if (record.result) deriveNoise(record.result);
     }
   }
   // bench/shared_interleaved.sh marks its results with a header line.
-  const runShOrder = /^# shared_interleaved\b/m.test(text)
-    ? "../shared/bench/run.sh driven one scenario at a time by bench/shared_interleaved.sh (the servers of a scenario seconds apart, in reverse order every other run"
-    : "the order of ../shared/bench/run.sh (each server's scenarios in a row";
+  const runShOrder =
+    sets.every((set) => /^# shared_interleaved\b/m.test(set.head))
+      ? "../shared/bench/run.sh driven one scenario at a time by bench/shared_interleaved.sh (the servers of a scenario seconds apart, in reverse order every other run"
+      : "the order of ../shared/bench/run.sh (each server's scenarios in a row";
   const order = shared
     ? `${runShOrder}, no wait for idle cpus; other programs' CPU use, hypervisor steal included, derived from its load generator's figures, and runs above ${o.maxNoise} % left out)`
     : orderOf(o);
-  const markdown = report(records, o, about, order);
+  const pooled = sets.length > 1
+    ? ` (${sets.length} sets of results pooled, each set's runs numbered after the last set's: ${
+      sets.map((set) => set.path).join(", ")
+    })`
+    : "";
+  const markdown = report(records, o, about, order, pooled);
   console.log(markdown);
   await writeReport(records, o, markdown);
 }
@@ -1315,9 +1388,10 @@ function report(
   o: Options,
   about: string,
   order = "the servers taking turns within each scenario and run",
+  pooled = "",
 ): string {
   return [
-    `${o.runs} run(s), ${o.dur} s timed each, ${order}.`,
+    `${o.runs} run(s)${pooled}, ${o.dur} s timed each, ${order}.`,
     `Higher is better for msgs/s, fairness, MiB/s, conn/s; lower for µs, KiB/conn, s.`,
     `Machine: ${about}.`,
     "",
@@ -1387,7 +1461,7 @@ async function alternate(
 
 async function main(): Promise<void> {
   const o = parseOptions(Deno.args);
-  if (o.table !== undefined) return await retabulate(o, o.table);
+  if (o.table.length > 0) return await retabulate(o, o.table);
   if (Deno.build.os !== "linux") {
     throw new Error(
       `Cannot benchmark: the load generator needs Linux, not "${Deno.build.os}"`,
