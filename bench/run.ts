@@ -1250,6 +1250,8 @@ function parseResultLines(text: string): Measurement[] {
 /** One set of results read back, with the header that describes it. */
 interface ResultSet {
   path: string;
+  /** Its results.json and results.txt are one set: both name it alike. */
+  key: string;
   records: Measurement[];
   /** The header of its results.txt ("" when a results.json has none). */
   head: string;
@@ -1281,8 +1283,10 @@ async function readResults(path: string): Promise<ResultSet> {
     }
   }
   const dur = /\bdur=([\d.]+)/i.exec(head)?.[1];
+  const real = await Deno.realPath(path);
   return {
     path,
+    key: real.replace(/\/results\.(json|txt)$/, "/results"),
     records,
     head,
     shared: !records.some((r) => r.result?.noise_cpu_pct !== undefined),
@@ -1295,6 +1299,16 @@ async function readResults(path: string): Promise<ResultSet> {
 // things: only sets of one harness and one timing are pooled.
 function checkPoolable(sets: ResultSet[]): void {
   const [first] = sets;
+  for (const [i, set] of sets.entries()) {
+    const twice = sets.findIndex((other) => other.key === set.key);
+    if (twice < i) {
+      throw new Error(
+        `Cannot pool ${set.path} with ${
+          sets[twice]!.path
+        }: they are one set of runs, which would count twice`,
+      );
+    }
+  }
   for (const set of sets.slice(1)) {
     const differs = set.shared !== first!.shared
       ? "one harness's results with the other's"
