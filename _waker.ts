@@ -244,10 +244,19 @@ export class Waker<T extends Queued = Queued> {
     if (this.queue.length > 0 || this.#exiting) {
       return Promise.resolve();
     }
-    this.#deadline = performance.now() + ms;
-    // A zero timeout still yields one macrotask so pending I/O can land.
-    if (this.#timer === undefined || this.#timerAt > this.#deadline) {
-      this.#arm(ms);
+    if (ms === Infinity) {
+      // No bound, so no timer stays pending while the loop sleeps: with one
+      // pending, every sleep of the runtime has a deadline, and each wake-up
+      // costs more (~6 % of the CPU per message at one connection, measured
+      // with raw Deno too).
+      this.#deadline = Infinity;
+      this.idle();
+    } else {
+      this.#deadline = performance.now() + ms;
+      // A zero timeout still yields one macrotask so pending I/O can land.
+      if (this.#timer === undefined || this.#timerAt > this.#deadline) {
+        this.#arm(ms);
+      }
     }
     return new Promise<void>(this.#waiting);
   }

@@ -583,7 +583,10 @@ export const poll3: typeof poll2 = poll2;
 /** Options of {@linkcode loop}. */
 export interface LoopOptions {
   /**
-   * Seconds one pass waits for readiness. `null` waits without bound.
+   * Seconds one pass waits for readiness. `null` waits without bound, and
+   * keeps no timer pending while the loop sleeps (unless the map has timers
+   * of its own): a server that only I/O and a `signal` drive wakes up
+   * cheaper so (see "Timers" in docs/design.md).
    *
    * @default {30}
    */

@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import {
+  call_later,
   close_all,
   compact_traceback,
   Dispatcher,
@@ -387,6 +388,36 @@ Deno.test("loop() resolves when its signal aborts", async () => {
   clearTimeout(timer);
   assert.deepEqual(server.calls, []);
   assert.equal(socket_map.size, 1);
+});
+
+Deno.test("a pass without bound ends on I/O, not on the timer a bounded pass left", async () => {
+  using _cleanup = closing();
+  const server = new RecordingServer();
+  const [hostname, port] = server.getsockname() as [string, number];
+  const connectIn = (ms: number): Promise<Deno.Conn> =>
+    new Promise((resolve, reject) => {
+      setTimeout(
+        () => Deno.connect({ hostname, port }).then(resolve, reject),
+        ms,
+      );
+    });
+  // The first pass is bounded by this call (100 ms), and ends early on the
+  // first client, whose accept cancels it: the second pass has no bound,
+  // while the first pass's timer is still pending.
+  const bound = call_later(0.1, () => {});
+  const accepted = server.handle_accepted.bind(server);
+  server.handle_accepted = (sock) => {
+    bound.cancel();
+    accepted(sock);
+  };
+  const clients = [connectIn(20), connectIn(250)];
+  try {
+    await loop({ count: 2, timeout: null });
+    // The second pass waited past that timer's time for the second client.
+    assert.equal(server.handlers.length, 2);
+  } finally {
+    for (const client of await Promise.all(clients)) client.close();
+  }
 });
 
 Deno.test("loop() with an already aborted signal runs no pass", async () => {
