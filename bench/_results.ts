@@ -107,15 +107,15 @@ export async function readResults(path: string): Promise<ResultSet> {
 // things: only sets of one harness and one timing are pooled.
 export function checkPoolable(sets: ResultSet[]): void {
   const [first] = sets;
-  for (const [i, set] of sets.entries()) {
-    const twice = sets.findIndex((other) => other.key === set.key);
-    if (twice < i) {
+  const seen = new Map<string, string>();
+  for (const set of sets) {
+    const earlier = seen.get(set.key);
+    if (earlier !== undefined) {
       throw new Error(
-        `Cannot pool ${set.path} with ${
-          sets[twice]!.path
-        }: they are one set of runs, which would count twice`,
+        `Cannot pool ${set.path} with ${earlier}: they are one set of runs, which would count twice`,
       );
     }
+    seen.set(set.key, set.path);
   }
   for (const set of sets.slice(1)) {
     const differs = set.shared !== first!.shared

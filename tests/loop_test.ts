@@ -28,6 +28,7 @@ import {
   bytes,
   closing,
   connectDispatcher,
+  connectTo,
   loopbackPair,
   loopUntil,
   watchRejections,
@@ -393,11 +394,10 @@ Deno.test("loop() resolves when its signal aborts", async () => {
 Deno.test("a pass without bound ends on I/O, not on the timer a bounded pass left", async () => {
   using _cleanup = closing();
   const server = new RecordingServer();
-  const [hostname, port] = server.getsockname() as [string, number];
   const connectIn = (ms: number): Promise<Deno.Conn> =>
     new Promise((resolve, reject) => {
       setTimeout(
-        () => Deno.connect({ hostname, port }).then(resolve, reject),
+        () => connectTo(server.getsockname()).then(resolve, reject),
         ms,
       );
     });
