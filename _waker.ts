@@ -3,6 +3,8 @@
 // promise the loop is waiting on, so a wait costs O(1) however many channels
 // have operations in flight.
 
+import { Fifo } from "./_fifo.ts";
+
 /** Something the waker can queue: a channel with a dedupe flag. */
 export interface Queued {
   queued: boolean;
@@ -80,9 +82,8 @@ export class Waker<T extends Queued = Queued> {
   inFlight = 0;
   /** Reads that may still start this turn. */
   #admits = ADMIT_PER_TURN;
-  /** Channels whose read waits for a later turn, FIFO from #admitHead. */
-  #admitQueue: T[] = [];
-  #admitHead = 0;
+  /** Channels whose read waits for a later turn. */
+  #held = new Fifo<T>();
   #resolve: (() => void) | null = null;
   // One timer serves many waits: arming and clearing a timer per wait costs
   // more than a whole echo round trip, so a wait ended by I/O leaves the timer
@@ -112,14 +113,14 @@ export class Waker<T extends Queued = Queued> {
     }
     if (!item.admitQueued) {
       item.admitQueued = true;
-      this.#admitQueue.push(item);
+      this.#held.push(item);
     }
     return false;
   }
 
   /** True while reads wait for admission. */
   get holding(): boolean {
-    return this.#admitHead < this.#admitQueue.length;
+    return this.#held.length > 0;
   }
 
   /**
@@ -143,15 +144,11 @@ export class Waker<T extends Queued = Queued> {
     this.#busySince = -1;
     this.passesSinceTurn = 0;
     this.#admits = ADMIT_PER_TURN;
-    const queue = this.#admitQueue;
-    while (this.#admits > 0 && this.#admitHead < queue.length) {
-      const item = queue[this.#admitHead++]!;
+    const held = this.#held;
+    while (this.#admits > 0 && held.length > 0) {
+      const item = held.shift()!;
       item.admitQueued = false;
       item.armRead();
-    }
-    if (this.#admitHead === queue.length && queue.length > 0) {
-      this.#admitQueue = [];
-      this.#admitHead = 0;
     }
   }
 
@@ -273,12 +270,8 @@ export class Waker<T extends Queued = Queued> {
    * back every new channel's read until a turn.
    */
   forget(): void {
-    const held = this.#admitQueue;
-    for (let i = this.#admitHead; i < held.length; i++) {
-      held[i]!.admitQueued = false;
-    }
-    this.#admitQueue = [];
-    this.#admitHead = 0;
+    for (const item of this.#held.entries()) item.admitQueued = false;
+    this.#held.clear();
     this.drain();
     // With nothing held, a turn only restarts the budget and the counts.
     this.turn();

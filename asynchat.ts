@@ -34,6 +34,7 @@ import {
   indexOfBytes,
 } from "./_bytes.ts";
 import { kChannel } from "./_channel.ts";
+import { Fifo } from "./_fifo.ts";
 import { isInstance, kindOf } from "./_errors.ts";
 import { isThenable, settleError } from "./_routing.ts";
 import { type AsyncSource, Pull } from "./_pull.ts";
@@ -207,16 +208,14 @@ export class AsyncChat extends Dispatcher {
    * @default {null}
    */
   terminator: Terminator = null;
-  // The producer fifo is `#queue` from `#head` on (shifting a big array is
-  // O(n) in V8). `#front` holds the chunk the head producer handed over
-  // (Python's appendleft); `#pull` reads the head async producer.
+  // `#front` holds the chunk the head producer handed over (Python's
+  // appendleft); `#pull` reads the head async producer.
   #front: Uint8Array | null = null;
-  #queue: ProducerFifoEntry[] = [];
-  #head = 0;
+  #queue = new Fifo<ProducerFifoEntry>();
   #pull: Pull | null = null;
   // Bytes in the fifo and #front, for bufferedAmount.
   #queuedBytes = 0;
-  // Entries of the fifo (from #head on) queued before a start_tls() call and
+  // Entries of the fifo queued before a start_tls() call and
   // not yet sent: the upgrade's fence waits for them (0: nothing waits).
   #aheadOfTls = 0;
   // True while an async found_terminator() runs: reading pauses.
@@ -625,7 +624,7 @@ export class AsyncChat extends Dispatcher {
    */
   override writable(): boolean {
     if (!this.connected || this.#front !== null) return true;
-    if (this.#head === this.#queue.length) return false;
+    if (this.#queue.length === 0) return false;
     return this.#pull === null || !this.#pull.pending;
   }
 
@@ -673,7 +672,7 @@ export class AsyncChat extends Dispatcher {
         if (rest.length > 0) return;
         continue;
       }
-      const first = this.#queue[this.#head];
+      const first = this.#queue.peek();
       if (first === undefined) return;
       if (first === null) {
         if (!atHook) return;
@@ -684,7 +683,7 @@ export class AsyncChat extends Dispatcher {
         const rest = this.#sendFrom(first);
         this.#queuedBytes -= first.length - rest.length;
         if (rest.length > 0) {
-          this.#queue[this.#head] = rest;
+          this.#queue.replaceFirst(rest);
           return;
         }
         this.#shift();
@@ -755,22 +754,14 @@ export class AsyncChat extends Dispatcher {
   }
 
   #isEmpty(): boolean {
-    return this.#front === null && this.#head === this.#queue.length;
+    return this.#front === null && this.#queue.length === 0;
   }
 
   #shift(): void {
     if (this.#aheadOfTls > 0 && --this.#aheadOfTls === 0) {
       this[kChannel]?.fenceUpgrade();
     }
-    const queue = this.#queue;
-    queue[this.#head++] = null;
-    if (this.#head === queue.length) {
-      queue.length = 0;
-      this.#head = 0;
-    } else if (this.#head >= 1024 && this.#head * 2 >= queue.length) {
-      queue.splice(0, this.#head);
-      this.#head = 0;
-    }
+    this.#queue.shift();
   }
 
   /**
@@ -806,11 +797,7 @@ export class AsyncChat extends Dispatcher {
    * @returns The queued entries.
    */
   get producer_fifo(): readonly ProducerFifoEntry[] {
-    if (this.#head > 0) {
-      this.#queue.splice(0, this.#head);
-      this.#head = 0;
-    }
-    return this.#queue;
+    return this.#queue.entries();
   }
 
   /**
@@ -833,8 +820,7 @@ export class AsyncChat extends Dispatcher {
     this.incoming.length = 0;
     this.#cancelSources();
     this.#front = null;
-    this.#queue.length = 0;
-    this.#head = 0;
+    this.#queue.clear();
     this.#pull = null;
     this.#queuedBytes = 0;
     if (this.#aheadOfTls > 0) {
@@ -879,7 +865,7 @@ export class AsyncChat extends Dispatcher {
   override start_tls(
     options: TlsOptions | TlsServerOptions = {},
   ): Promise<void> {
-    const ahead = this.#queue.length - this.#head;
+    const ahead = this.#queue.length;
     const upgraded = super.start_tls(options);
     this.ac_in_buffer = EMPTY;
     // A second call while this one waits is refused (an upgrade is under
@@ -893,7 +879,7 @@ export class AsyncChat extends Dispatcher {
    * STARTTLS fence; internal.
    */
   override [kSendsAhead](): boolean {
-    return this.#queue.length > this.#head;
+    return this.#queue.length > 0;
   }
 
   /**
@@ -911,8 +897,8 @@ export class AsyncChat extends Dispatcher {
   #cancelSources(): void {
     const pull = this.#pull;
     pull?.cancel();
-    const queue = this.#queue;
-    for (let i = this.#head + (pull === null ? 0 : 1); i < queue.length; i++) {
+    const queue = this.#queue.entries();
+    for (let i = pull === null ? 0 : 1; i < queue.length; i++) {
       const entry = queue[i]!;
       if (
         entry !== null && !(entry instanceof Uint8Array) && !isProducer(entry)

@@ -65,6 +65,31 @@ Deno.test("Waker admits every read while fewer than FREE_READS are in flight", (
   assert.ok(waker.holding);
 });
 
+Deno.test("Waker keeps admitting in turn when its queue never runs empty", () => {
+  // Each admitted read completes and asks again at once, as 1000 busy
+  // connections do: the queue stays full across compactions of its array.
+  const waker = new Waker<Item>();
+  waker.inFlight = FREE_READS;
+  const started: number[] = [];
+  const items = Array.from(
+    { length: 1000 },
+    (_, i) => new Item(i, waker, started),
+  );
+  for (const item of items) item.armRead();
+  let checked = 0;
+  for (let turn = 0; turn < 2000; turn++) {
+    waker.turn();
+    for (const name of started.slice(checked)) items[name]!.armRead();
+    checked = started.length;
+  }
+  assert.equal(started.length, ADMIT_PER_TURN * 2001);
+  // Round robin: every read waited for all the others before its next one.
+  for (let i = items.length; i < started.length; i++) {
+    assert.equal(started[i], started[i - items.length]);
+  }
+  assert.ok(waker.holding);
+});
+
 // Reads what arrives, and never asks to write.
 class Reader extends Dispatcher {
   received = "";
