@@ -215,8 +215,8 @@ export class AsyncChat extends Dispatcher {
   #pull: Pull | null = null;
   // Bytes in the fifo and #front, for bufferedAmount.
   #queuedBytes = 0;
-  // Entries of the fifo queued before a start_tls() call and
-  // not yet sent: the upgrade's fence waits for them (0: nothing waits).
+  // Entries of the fifo queued before a start_tls() call and not yet sent:
+  // the upgrade's fence waits for them (0: nothing waits).
   #aheadOfTls = 0;
   // True while an async found_terminator() runs: reading pauses.
   #paused = false;
