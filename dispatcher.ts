@@ -261,8 +261,12 @@ export class Dispatcher {
   /** @ignore The I/O engine the loop drives; internal. */
   [kChannel]: Channel<Dispatcher> | null = null;
   #map: SocketMap;
-  /** Every map add_channel() put this dispatcher in: close() leaves them all. */
-  #maps = new Set<SocketMap>();
+  /**
+   * The maps other than #map that add_channel() put this dispatcher in:
+   * close() leaves them all. Created on first use: most dispatchers join one
+   * map, and a set per idle connection cost ~150 bytes.
+   */
+  #otherMaps: Set<SocketMap> | null = null;
   #fileno: number | null = null;
   #socket: SocketObject | null = null;
   #bound: Deno.Listener | null = null;
@@ -319,7 +323,7 @@ export class Dispatcher {
     }
     const target = map ?? this.#map;
     target.set(this.#fileno, this);
-    this.#maps.add(target);
+    if (target !== this.#map) (this.#otherMaps ??= new Set()).add(target);
     channel.waker = wakerFor(target);
   }
 
@@ -336,7 +340,7 @@ export class Dispatcher {
   }
 
   #leave(map: SocketMap): void {
-    this.#maps.delete(map);
+    this.#otherMaps?.delete(map);
     const fd = this.#fileno;
     if (fd !== null && map.get(fd) === this) {
       map.delete(fd);
@@ -978,7 +982,8 @@ export class Dispatcher {
     this.connected = false;
     this.accepting = false;
     this.connecting = false;
-    for (const map of this.#maps) if (map !== this.#map) this.#leave(map);
+    const others = this.#otherMaps;
+    if (others !== null) { for (const map of others) this.#leave(map); }
     this.del_channel();
     cancelOwned(this);
     this[kChannel]?.close();
