@@ -6,111 +6,26 @@
 import { fairnessChart, type Series } from "./_chart.ts";
 import { median } from "./_median.ts";
 import {
+  COST,
+  CPU_PER_MESSAGE,
+  FAIRNESS,
+  fairness,
+  METRICS,
+  PINGPONG,
+  ratios,
+  values,
+} from "./_metrics.ts";
+import {
   BASE,
   FAIR,
   FAIR_BASE,
   type Measurement,
   type Options,
-  type Result,
   SCENARIOS,
   SERVERS,
 } from "./_suite.ts";
+import { targetsTable } from "./_targets.ts";
 import { checkPoolable, deriveNoise, readResults } from "./_results.ts";
-
-interface Metric {
-  label: string;
-  digits: number;
-  /** No ratio when raw Deno's value is this small: it would mean nothing. */
-  minBase?: number;
-  value(r: Result): number | null;
-}
-
-function field(key: string): (r: Result) => number | null {
-  return (r) => {
-    const value = Number(r[key]);
-    return r[key] === undefined || !Number.isFinite(value) ? null : value;
-  };
-}
-
-function fairness(r: Result): number | null {
-  const min = Number(r.conn_msgs_min);
-  const med = Number(r.conn_msgs_med);
-  if (med > 0) return min / med;
-  // Most connections got no reply at all in the timed window.
-  return Number(r.msgs_per_s) > 0 ? 0 : null;
-}
-
-// Server CPU time per unit of work (microseconds): what the server spends,
-// which a saturated load generator cannot hide the way it hides a rate.
-function cpuPer(
-  rateKey: string,
-  unitsPerRate = 1,
-): (r: Result) => number | null {
-  return (r) => {
-    const cpu = Number(r.srv_cpu_pct);
-    const rate = Number(r[rateKey]) * unitsPerRate;
-    return cpu >= 0 && rate > 0 ? cpu / 100 / rate * 1e6 : null;
-  };
-}
-
-const CPU_PER_MESSAGE: Metric = {
-  label: "server CPU µs/msg",
-  digits: 1,
-  value: cpuPer("msgs_per_s"),
-};
-
-const PINGPONG: Metric[] = [
-  { label: "msgs/s", digits: 0, value: field("msgs_per_s") },
-  { label: "p50 µs", digits: 0, value: field("p50_us") },
-  { label: "p99 µs", digits: 0, value: field("p99_us") },
-  { label: "max µs", digits: 0, value: field("max_us") },
-  CPU_PER_MESSAGE,
-];
-
-const FAIRNESS: Metric = {
-  label: "fairness",
-  digits: 2,
-  minBase: 0.05,
-  value: fairness,
-};
-
-/** The headline cost of each scenario that has one (idle has no load). */
-const COST: Record<string, Metric> = {
-  pp1: CPU_PER_MESSAGE,
-  pp100: CPU_PER_MESSAGE,
-  pp1000: CPU_PER_MESSAGE,
-  // MiB/s × 16 = 64 KiB chunks/s: the chunk is bulk's message.
-  bulk: {
-    label: "server CPU µs/64 KiB",
-    digits: 1,
-    value: cpuPer("mib_per_s", 16),
-  },
-  churn: {
-    label: "server CPU µs/conn",
-    digits: 1,
-    value: cpuPer("conns_per_s"),
-  },
-  cores1: CPU_PER_MESSAGE,
-  cores2: CPU_PER_MESSAGE,
-};
-
-const METRICS: Record<string, Metric[]> = {
-  pp1: PINGPONG,
-  pp100: [...PINGPONG, FAIRNESS],
-  pp1000: [...PINGPONG, FAIRNESS],
-  bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }, COST.bulk!],
-  idle: [
-    { label: "KiB/conn", digits: 1, value: field("kb_per_conn") },
-    { label: "setup s", digits: 2, value: field("setup_s") },
-  ],
-  churn: [
-    { label: "conn/s", digits: 0, value: field("conns_per_s") },
-    { label: "p99 µs", digits: 0, value: field("p99_us") },
-    COST.churn!,
-  ],
-  cores1: PINGPONG,
-  cores2: PINGPONG,
-};
 
 /** CPU% that other programs used while `record` was measured. */
 export function noiseOf(record: Measurement): number {
@@ -195,33 +110,6 @@ function counted(
     );
   }
   return good;
-}
-
-function values(runs: Measurement[], metric: Metric): number[] {
-  return runs.map((r) => metric.value(r.result!)).filter((v): v is number =>
-    v !== null
-  );
-}
-
-// Each server's run i against the baseline's run i, measured seconds apart,
-// so drift in the machine's speed between runs cancels out; the table gives
-// the median of these ratios and their spread.
-function ratios(
-  runs: Measurement[],
-  base: Measurement[],
-  metric: Metric,
-): number[] {
-  const out: number[] = [];
-  for (const run of runs) {
-    const peer = base.find((b) => b.run === run.run);
-    if (peer === undefined) continue;
-    const value = metric.value(run.result!);
-    const reference = metric.value(peer.result!);
-    if (value === null || reference === null) continue;
-    if (reference <= (metric.minBase ?? 0)) continue;
-    out.push(value / reference);
-  }
-  return out;
 }
 
 /** `0.98× [0.91–1.05]`: the median per-run ratio and its range. */
@@ -327,6 +215,10 @@ function costTable(
   return lines;
 }
 
+function withGap(lines: string[]): string[] {
+  return lines.length === 0 ? lines : [...lines, ""];
+}
+
 function table(records: Measurement[], o: Options): string {
   const servers = o.servers;
   const notes: string[] = [];
@@ -337,6 +229,7 @@ function table(records: Measurement[], o: Options): string {
     "",
     ...costTable(byScenario, o),
     "",
+    ...withGap(targetsTable(byScenario)),
     "Every metric: medians over the runs, (× raw Deno, median of per-run ratios [lowest–highest]).",
     "",
     `| ${head.join(" | ")} |`,
