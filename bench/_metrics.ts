@@ -41,20 +41,51 @@ function cpuPer(
   };
 }
 
+/** Server CPU per echoed message, the ping-pong scenarios' cost. */
 export const CPU_PER_MESSAGE: Metric = {
   label: "server CPU µs/msg",
   digits: 1,
   value: cpuPer("msgs_per_s"),
 };
 
-export const PINGPONG: Metric[] = [
-  { label: "msgs/s", digits: 0, value: field("msgs_per_s") },
+/** Messages echoed per second. */
+export const MSGS_PER_S: Metric = {
+  label: "msgs/s",
+  digits: 0,
+  value: field("msgs_per_s"),
+};
+
+/** The 99th percentile round trip. */
+export const P99: Metric = {
+  label: "p99 µs",
+  digits: 0,
+  value: field("p99_us"),
+};
+
+/** Bulk's echoed MiB per second. */
+export const MIB_PER_S: Metric = {
+  label: "MiB/s",
+  digits: 0,
+  value: field("mib_per_s"),
+};
+
+/** Idle's server RSS growth per connection. */
+export const KIB_PER_CONN: Metric = {
+  label: "KiB/conn",
+  digits: 1,
+  value: field("kb_per_conn"),
+};
+
+// Every ping-pong scenario's metrics.
+const PINGPONG: Metric[] = [
+  MSGS_PER_S,
   { label: "p50 µs", digits: 0, value: field("p50_us") },
-  { label: "p99 µs", digits: 0, value: field("p99_us") },
+  P99,
   { label: "max µs", digits: 0, value: field("max_us") },
   CPU_PER_MESSAGE,
 ];
 
+/** Least served connection over the median one. */
 export const FAIRNESS: Metric = {
   label: "fairness",
   digits: 2,
@@ -87,9 +118,9 @@ export const METRICS: Record<string, Metric[]> = {
   pp1: PINGPONG,
   pp100: [...PINGPONG, FAIRNESS],
   pp1000: [...PINGPONG, FAIRNESS],
-  bulk: [{ label: "MiB/s", digits: 0, value: field("mib_per_s") }, COST.bulk!],
+  bulk: [MIB_PER_S, COST.bulk!],
   idle: [
-    { label: "KiB/conn", digits: 1, value: field("kb_per_conn") },
+    KIB_PER_CONN,
     { label: "setup s", digits: 2, value: field("setup_s") },
   ],
   churn: [

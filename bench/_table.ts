@@ -11,7 +11,8 @@ import {
   FAIRNESS,
   fairness,
   METRICS,
-  PINGPONG,
+  MSGS_PER_S,
+  P99,
   ratios,
   values,
 } from "./_metrics.ts";
@@ -141,7 +142,7 @@ function scaling(records: Measurement[], o: Options): string {
     const mine = records.filter((r) =>
       r.server === server && r.scenario === scenario && failure(r, o) === null
     );
-    return median(values(mine, PINGPONG[0]!));
+    return median(values(mine, MSGS_PER_S));
   };
   const parts = o.servers.flatMap((server) => {
     const one = rate(server, "cores1");
@@ -270,11 +271,10 @@ function table(records: Measurement[], o: Options): string {
     if (
       fairBase !== undefined && baseFairness !== null && baseFairness < FAIR
     ) {
-      const [rate, , p99] = PINGPONG;
       const parts = servers.filter((s) => s !== BASE && s !== FAIR_BASE)
         .flatMap((server) => {
           const mine = runs.get(server)!;
-          const shown = [rate!, p99!, CPU_PER_MESSAGE].flatMap((metric) => {
+          const shown = [MSGS_PER_S, P99, CPU_PER_MESSAGE].flatMap((metric) => {
             const r = formatRatios(ratios(mine, fairBase, metric));
             return r === null ? [] : [`${metric.label} ${r}`];
           });
