@@ -12,10 +12,15 @@ export interface Metric {
   value(r: Result): number | null;
 }
 
-function field(key: string): (r: Result) => number | null {
-  return (r) => {
-    const value = Number(r[key]);
-    return r[key] === undefined || !Number.isFinite(value) ? null : value;
+// A metric read straight from one field of the load generator's result.
+function field(label: string, key: string, digits: number): Metric {
+  return {
+    label,
+    digits,
+    value: (r) => {
+      const value = Number(r[key]);
+      return r[key] === undefined || !Number.isFinite(value) ? null : value;
+    },
   };
 }
 
@@ -49,39 +54,23 @@ export const CPU_PER_MESSAGE: Metric = {
 };
 
 /** Messages echoed per second. */
-export const MSGS_PER_S: Metric = {
-  label: "msgs/s",
-  digits: 0,
-  value: field("msgs_per_s"),
-};
+export const MSGS_PER_S = field("msgs/s", "msgs_per_s", 0);
 
 /** The 99th percentile round trip. */
-export const P99: Metric = {
-  label: "p99 µs",
-  digits: 0,
-  value: field("p99_us"),
-};
+export const P99 = field("p99 µs", "p99_us", 0);
 
 /** Bulk's echoed MiB per second. */
-export const MIB_PER_S: Metric = {
-  label: "MiB/s",
-  digits: 0,
-  value: field("mib_per_s"),
-};
+export const MIB_PER_S = field("MiB/s", "mib_per_s", 0);
 
 /** Idle's server RSS growth per connection. */
-export const KIB_PER_CONN: Metric = {
-  label: "KiB/conn",
-  digits: 1,
-  value: field("kb_per_conn"),
-};
+export const KIB_PER_CONN = field("KiB/conn", "kb_per_conn", 1);
 
 // Every ping-pong scenario's metrics.
 const PINGPONG: Metric[] = [
   MSGS_PER_S,
-  { label: "p50 µs", digits: 0, value: field("p50_us") },
+  field("p50 µs", "p50_us", 0),
   P99,
-  { label: "max µs", digits: 0, value: field("max_us") },
+  field("max µs", "max_us", 0),
   CPU_PER_MESSAGE,
 ];
 
@@ -121,11 +110,11 @@ export const METRICS: Record<string, Metric[]> = {
   bulk: [MIB_PER_S, COST.bulk!],
   idle: [
     KIB_PER_CONN,
-    { label: "setup s", digits: 2, value: field("setup_s") },
+    field("setup s", "setup_s", 2),
   ],
   churn: [
-    { label: "conn/s", digits: 0, value: field("conns_per_s") },
-    { label: "p99 µs", digits: 0, value: field("p99_us") },
+    field("conn/s", "conns_per_s", 0),
+    P99,
     COST.churn!,
   ],
   cores1: PINGPONG,
