@@ -26,7 +26,6 @@ interface Target {
   bound: number;
   /** The target holds at or below `bound` (else at or above it). */
   atMost: boolean;
-  digits: number;
 }
 
 const TARGETS: Target[] = [
@@ -37,7 +36,6 @@ const TARGETS: Target[] = [
     base: FAIR_BASE,
     bound: 1,
     atMost: true,
-    digits: 3,
   },
   {
     label: "pp1000 msgs/s ≥ 0.95× the fair baseline",
@@ -46,7 +44,6 @@ const TARGETS: Target[] = [
     base: FAIR_BASE,
     bound: 0.95,
     atMost: false,
-    digits: 3,
   },
   {
     label: "pp1000 p99 ≤ the fair baseline's",
@@ -55,7 +52,6 @@ const TARGETS: Target[] = [
     base: FAIR_BASE,
     bound: 1,
     atMost: true,
-    digits: 3,
   },
   ...["pp100", "pp1"].map((scenario) => ({
     label: `${scenario} msgs/s ≥ 0.95× raw Deno`,
@@ -64,7 +60,6 @@ const TARGETS: Target[] = [
     base: BASE,
     bound: 0.95,
     atMost: false,
-    digits: 3,
   })),
   {
     label: "bulk MiB/s ≥ 0.95× raw Deno",
@@ -73,7 +68,6 @@ const TARGETS: Target[] = [
     base: BASE,
     bound: 0.95,
     atMost: false,
-    digits: 3,
   },
   {
     label: "fairness at pp1000 ≥ 0.95",
@@ -82,7 +76,6 @@ const TARGETS: Target[] = [
     base: null,
     bound: 0.95,
     atMost: false,
-    digits: 2,
   },
   {
     label: "idle ≤ 8 KiB per connection",
@@ -91,7 +84,6 @@ const TARGETS: Target[] = [
     base: null,
     bound: 8,
     atMost: true,
-    digits: 2,
   },
 ];
 
@@ -130,8 +122,9 @@ export function targetsTable(
     const mid = median(sample);
     const interval = medianInterval(sample);
     if (mid === null) continue;
+    // Ratios turn on the third decimal near their bounds; values on the second.
     const fixed = (v: number): string =>
-      `${v.toFixed(target.digits)}${target.base === null ? "" : "×"}`;
+      target.base === null ? v.toFixed(2) : `${v.toFixed(3)}×`;
     const [range, call] = interval === null ? ["-", "too few runs"] : [
       `${fixed(interval.low)}–${fixed(interval.high)} (${
         (100 * interval.coverage).toFixed(1)
